@@ -1,0 +1,3 @@
+from voltway.cli import app
+
+app(prog_name="voltway")

@@ -1,0 +1,33 @@
+"""Creating and checking API keys. The secret is shown once; only its hash is stored."""
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voltway.accounts.models import ApiKey, Role
+from voltway.core.db import utcnow
+
+KEY_PREFIX = "vw_"
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_key(session: AsyncSession, *, role: Role, name: str | None = None) -> tuple[ApiKey, str]:
+    """Store a new key and return it with its secret (the only time the secret exists in clear)."""
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(prefix=secret[: len(KEY_PREFIX) + 8], key_hash=hash_key(secret), role=role.value, name=name)
+    session.add(key)
+    await session.flush()
+    return key, secret
+
+
+async def find_active_key(session: AsyncSession, secret: str) -> ApiKey | None:
+    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    if key is None or key.revoked_at is not None:
+        return None
+    key.last_used_at = utcnow()
+    return key

@@ -1,0 +1,50 @@
+"""The `voltway` command line. Feature commands live beside their feature and are registered here."""
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from voltway.accounts.cli import keys_app
+from voltway.core.commands import settings_or_exit
+from voltway.migrations import upgrade
+
+app = typer.Typer(help="VoltWay: an open platform for electric-vehicle charging.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all database migrations."""
+    upgrade(settings_or_exit().database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    demo: Annotated[bool, typer.Option(help="Load the bundled real station sample into an empty database")] = False,
+) -> None:
+    """Run the HTTP service (applies migrations first)."""
+    import uvicorn
+
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+    if demo:
+        from voltway.ingest.demo import load_demo
+
+        typer.echo(asyncio.run(load_demo(settings)))
+    uvicorn.run(
+        "voltway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        loop="uvloop",
+        http="httptools",
+    )

@@ -1,0 +1,36 @@
+"""Plumbing for CLI commands: validated settings, migrations applied, one async action run."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+
+from voltway.core.db import Database
+from voltway.migrations import upgrade
+from voltway.settings import ConfigurationError, Settings, get_settings
+
+T = TypeVar("T")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigurationError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def run_with_db(action: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    """Bring the schema up to date, then run `action` with a database of its own."""
+    settings = settings_or_exit()
+    upgrade(settings.database_url)
+
+    async def main() -> T:
+        db = Database(settings.database_url)
+        try:
+            return await action(db, settings)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())

@@ -1,0 +1,129 @@
+"""Database plumbing: declarative base, async engine, request-scoped sessions, a fast read path.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys and a busy timeout. PostgreSQL runs through
+asyncpg. Hot read queries (geo search) can go through `Database.fetch`, which on SQLite skips the thread hop of
+aiosqlite and runs the (sub-millisecond) query on a dedicated read-only connection.
+"""
+
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import NullPool
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA mmap_size=268435456",
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def _apply_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def sqlite_path(url: str) -> str:
+    return make_url(url).database or ":memory:"
+
+
+class Database:
+    """Owns the engine, the session factory and the fast read connection of one process."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            # SQLite writes are serialised by the file lock; a small pool avoids lock ping-pong.
+            self.engine: AsyncEngine = create_async_engine(
+                url, echo=echo, pool_size=4, max_overflow=4, connect_args={"timeout": 30}
+            )
+            event.listen(self.engine.sync_engine, "connect", _apply_sqlite_pragmas)
+        else:
+            self.engine = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reader: sqlite3.Connection | None = None
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    def _sqlite_reader(self) -> sqlite3.Connection:
+        if self._reader is None:
+            conn = sqlite3.connect(sqlite_path(self.url), check_same_thread=False, isolation_level=None)
+            _apply_sqlite_pragmas(conn, None)
+            conn.execute("PRAGMA query_only=ON")
+            self._reader = conn
+        return self._reader
+
+    async def fetch(self, sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        """Run a read-only SQL statement with `:name` parameters and return all rows as tuples."""
+        if self.is_sqlite:
+            return self._sqlite_reader().execute(sql, params).fetchall()
+        async with self.engine.connect() as conn:
+            result = await conn.execute(text(sql), dict(params))
+            return [tuple(row) for row in result.all()]
+
+    async def dispose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        await self.engine.dispose()
+
+
+def null_pool_engine(url: str) -> AsyncEngine:
+    """An engine without pooling, for one-shot CLI commands and migrations."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    if url.startswith("sqlite"):
+        event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
+    return engine
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.db
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: committed when the handler returns, rolled back when it raises."""
+    async with request.app.state.db.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+DB = Annotated[Database, Depends(get_database)]
+Session = Annotated[AsyncSession, Depends(get_session)]
