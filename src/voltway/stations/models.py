@@ -46,6 +46,10 @@ class Station(Base):
     max_power_kw: Mapped[float | None] = mapped_column(Float)
     rating_average: Mapped[float | None] = mapped_column(Float)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    # A digest of the imported content, so that re-importing an unchanged record writes nothing.
+    content_hash: Mapped[str | None] = mapped_column(String(32))
+    # Set when duplicate detection links this record to another listing of the same place.
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

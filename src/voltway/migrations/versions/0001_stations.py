@@ -57,11 +57,17 @@ def upgrade() -> None:
         sa.Column("max_power_kw", sa.Float()),
         sa.Column("rating_average", sa.Float()),
         sa.Column("rating_count", sa.Integer(), nullable=False),
+        sa.Column("content_hash", sa.String(32)),
+        sa.Column("duplicate_of_id", sa.Integer()),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("updated_at", TZ, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_stations"),
         sa.UniqueConstraint("source", "external_id", name="uq_stations_source_external_id"),
+        sa.ForeignKeyConstraint(
+            ["duplicate_of_id"], ["stations.id"], name="fk_stations_duplicate_of_id_stations", ondelete="SET NULL"
+        ),
     )
+    op.create_index("ix_stations_duplicate_of_id", "stations", ["duplicate_of_id"])
     op.create_index("ix_stations_lat_lon", "stations", ["latitude", "longitude"])
     op.create_index("ix_stations_country_status", "stations", ["country", "status"])
     op.create_index("ix_stations_max_power_kw", "stations", ["max_power_kw"])
