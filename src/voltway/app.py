@@ -11,6 +11,7 @@ from voltway.core.errors import install_error_handlers
 from voltway.health.router import router as health_router
 from voltway.settings import Settings, get_settings
 from voltway.stations.router import router as stations_router
+from voltway.web.router import router as web_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,4 +35,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(stations_router, prefix="/api/v1")
+    app.include_router(web_router)
     return app

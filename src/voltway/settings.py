@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     ocm_api_url: str = "https://api.openchargemap.io/v3/poi"
     ocm_api_key: str | None = None
     public_url: str | None = None
+    # Map background tiles ({z}/{x}/{y}); the map still shows stations when tiles cannot be loaded.
+    map_tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    map_tile_attribution: str = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 
     @field_validator("log_level", mode="before")
     @classmethod
