@@ -1,7 +1,21 @@
 """Every feature's ORM models, imported in one place so that Alembic and the mappers see them all."""
 
-from voltway.accounts.models import ApiKey
+from voltway.accounts.models import ApiKey, Favorite, User
+from voltway.charging.models import ChargingSession, Reservation, StatusChange
 from voltway.core.db import Base
+from voltway.reviews.models import Checkin, Review
 from voltway.stations.models import Connector, Station
 
-__all__ = ["ApiKey", "Base", "Connector", "Station"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "ChargingSession",
+    "Checkin",
+    "Connector",
+    "Favorite",
+    "Reservation",
+    "Review",
+    "Station",
+    "StatusChange",
+    "User",
+]
