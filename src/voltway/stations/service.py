@@ -1,0 +1,241 @@
+"""Station service: the contract's station dict, lookups and writes.
+
+Reads on the hot path run hand-written SQL (see `stations/search.py`) and shape rows into plain dicts with
+`station_dict`; writes go through the ORM in the request's session.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voltway.core.db import Database, utcnow
+from voltway.core.errors import Conflict, NotFound
+from voltway.core.geo import haversine_km, unit_vector
+from voltway.stations.models import Connector, Station
+from voltway.stations.schemas import ConnectorIn, StationIn, StationPatch
+
+
+class StationNotFound(NotFound):
+    code = "station_not_found"
+
+
+def derived_columns(
+    latitude: float, longitude: float, connectors: Iterable[ConnectorIn | Mapping[str, Any]]
+) -> dict[str, float | None]:
+    """The stored columns computed from a station's fields: its unit vector and its highest connector power."""
+    x, y, z = unit_vector(latitude, longitude)
+    powers = [
+        p
+        for p in (c.power_kw if isinstance(c, ConnectorIn) else c.get("power_kw") for c in connectors)
+        if p is not None
+    ]
+    return {"x": x, "y": y, "z": z, "max_power_kw": max(powers) if powers else None}
+
+
+# ------------------------------------------------------------------------------------- row shaping
+# The columns every station read selects, in the order `station_dict` expects them.
+STATION_COLUMNS = (
+    "s.id, s.source, s.external_id, s.name, s.address, s.town, s.postcode, s.country, s.latitude, s.longitude, "
+    "s.operator, s.usage, s.status, s.usage_cost, s.price, s.max_power_kw, s.rating_average, s.rating_count, "
+    "s.updated_at"
+)
+CONNECTOR_COLUMNS = "c.station_id, c.id, c.type, c.type_name, c.power_kw, c.current, c.quantity, c.status"
+
+
+def _json_value(value: Any) -> Any:
+    # SQLite hands JSON columns back as text; asyncpg may already have decoded them.
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _timestamp(value: Any) -> datetime:
+    # SQLite stores timestamps as text without an offset (UTC by construction); PostgreSQL returns datetimes.
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def connector_dict(row: Sequence[Any]) -> dict[str, Any]:
+    """A connector row (CONNECTOR_COLUMNS) as the contract's connector dict."""
+    return {
+        "id": row[1],
+        "type": row[2],
+        "type_name": row[3],
+        "power_kw": row[4],
+        "current": row[5],
+        "quantity": row[6],
+        "status": row[7],
+    }
+
+
+def station_dict(
+    row: Sequence[Any], connectors: list[dict[str, Any]], *, origin: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """A station row (STATION_COLUMNS) and its connectors as the contract's Station dict.
+
+    With `origin` (lat, lon) the dict carries `distance_km`, the great-circle distance rounded to metres.
+    """
+    station = {
+        "id": row[0],
+        "source": row[1],
+        "external_id": row[2],
+        "name": row[3],
+        "address": row[4],
+        "town": row[5],
+        "postcode": row[6],
+        "country": row[7],
+        "latitude": row[8],
+        "longitude": row[9],
+        "operator": row[10],
+        "usage": row[11],
+        "status": row[12],
+        "usage_cost": row[13],
+        "price": _json_value(row[14]),
+        "connectors": connectors,
+        "max_power_kw": row[15],
+        "rating": {"average": row[16], "count": row[17]},
+        "updated_at": _timestamp(row[18]),
+    }
+    if origin is not None:
+        station["distance_km"] = round(haversine_km(origin[0], origin[1], row[8], row[9]), 3)
+    return station
+
+
+def connectors_sql(count: int) -> tuple[str, list[str]]:
+    """The statement loading the connectors of `count` stations (parameters `:s0`, `:s1`, ...)."""
+    names = [f"s{i}" for i in range(count)]
+    placeholders = ", ".join(f":{n}" for n in names)
+    sql = f"SELECT {CONNECTOR_COLUMNS} FROM connectors c WHERE c.station_id IN ({placeholders}) ORDER BY c.id"
+    return sql, names
+
+
+def station_dicts(
+    rows: Sequence[Sequence[Any]],
+    connector_rows: Sequence[Sequence[Any]],
+    *,
+    origin: tuple[float, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Station rows and the connector rows of all of them, as Station dicts in the order of `rows`."""
+    by_station: dict[int, list[dict[str, Any]]] = {row[0]: [] for row in rows}
+    for crow in connector_rows:
+        by_station[crow[0]].append(connector_dict(crow))
+    return [station_dict(row, by_station[row[0]], origin=origin) for row in rows]
+
+
+async def load_stations(
+    db: Database, rows: Sequence[Sequence[Any]], *, origin: tuple[float, float] | None = None
+) -> list[dict[str, Any]]:
+    """Attach connectors (one query) to station rows read through `db.fetch`."""
+    if not rows:
+        return []
+    sql, names = connectors_sql(len(rows))
+    connector_rows = await db.fetch(sql, dict(zip(names, (row[0] for row in rows), strict=True)))
+    return station_dicts(rows, connector_rows, origin=origin)
+
+
+# ----------------------------------------------------------------------------------------- lookups
+async def get_station_dict(db: Database, *, station_id: int) -> dict[str, Any]:
+    """The Station dict of one station (linked duplicates included); StationNotFound when there is none."""
+    rows = await db.fetch(f"SELECT {STATION_COLUMNS} FROM stations s WHERE s.id = :id", {"id": station_id})
+    if not rows:
+        raise StationNotFound(f"station {station_id} does not exist", details={"station_id": station_id})
+    return (await load_stations(db, rows))[0]
+
+
+async def session_station_dict(session: AsyncSession, *, station_id: int) -> dict[str, Any]:
+    """The Station dict as the session sees it (including its own uncommitted writes)."""
+    rows = (
+        await session.execute(text(f"SELECT {STATION_COLUMNS} FROM stations s WHERE s.id = :id"), {"id": station_id})
+    ).all()
+    connector_rows = (
+        await session.execute(
+            text(f"SELECT {CONNECTOR_COLUMNS} FROM connectors c WHERE c.station_id = :id ORDER BY c.id"),
+            {"id": station_id},
+        )
+    ).all()
+    return station_dicts(rows, connector_rows)[0]
+
+
+async def get_station(session: AsyncSession, *, station_id: int) -> Station:
+    """The Station row; StationNotFound when there is none."""
+    station = await session.get(Station, station_id)
+    if station is None:
+        raise StationNotFound(f"station {station_id} does not exist", details={"station_id": station_id})
+    return station
+
+
+# ------------------------------------------------------------------------------------------ writes
+def _connector_rows(connectors: Iterable[ConnectorIn]) -> list[Connector]:
+    return [Connector(**c.model_dump(mode="json")) for c in connectors]
+
+
+async def _flush_or_conflict(session: AsyncSession, source: str, external_id: str | None) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"a station with source {source!r} and external_id {external_id!r} already exists",
+            details={"source": source, "external_id": external_id},
+        ) from exc
+
+
+async def _clash_check(session: AsyncSession, *, source: str, external_id: str | None, station_id: int | None) -> None:
+    """Raise Conflict when another station already has (source, external_id)."""
+    if external_id is None:
+        return
+    query = select(Station.id).where(Station.source == source, Station.external_id == external_id)
+    if station_id is not None:
+        query = query.where(Station.id != station_id)
+    if await session.scalar(query) is not None:
+        raise Conflict(
+            f"a station with source {source!r} and external_id {external_id!r} already exists",
+            details={"source": source, "external_id": external_id},
+        )
+
+
+async def create_station(session: AsyncSession, *, data: StationIn) -> dict[str, Any]:
+    """Insert a station with its connectors; returns its Station dict."""
+    await _clash_check(session, source=data.source, external_id=data.external_id, station_id=None)
+    fields = data.model_dump(mode="json", exclude={"connectors"})
+    station = Station(
+        **fields,
+        **derived_columns(data.latitude, data.longitude, data.connectors),
+        rating_count=0,
+        connectors=_connector_rows(data.connectors),
+    )
+    session.add(station)
+    await _flush_or_conflict(session, data.source, data.external_id)
+    return await session_station_dict(session, station_id=station.id)
+
+
+async def update_station(session: AsyncSession, *, station: Station, patch: StationPatch) -> dict[str, Any]:
+    """Apply the fields present in `patch`; derived columns follow. Returns the new Station dict."""
+    changes = patch.model_dump(mode="json", exclude_unset=True, exclude={"connectors"})
+    for field in ("name", "latitude", "longitude", "status"):
+        if field in changes and changes[field] is None:
+            changes.pop(field)  # not nullable: an explicit null leaves the value as it is
+    if "external_id" in changes:
+        await _clash_check(
+            session, source=station.source, external_id=changes["external_id"], station_id=station.id
+        )
+    for field, value in changes.items():
+        setattr(station, field, value)
+    connectors: list[ConnectorIn | Mapping[str, Any]]
+    if patch.connectors is not None:
+        station.connectors = _connector_rows(patch.connectors)
+        connectors = list(patch.connectors)
+    else:
+        connectors = [{"power_kw": c.power_kw} for c in station.connectors]
+    for column, value in derived_columns(station.latitude, station.longitude, connectors).items():
+        setattr(station, column, value)
+    station.updated_at = utcnow()
+    await _flush_or_conflict(session, station.source, station.external_id)
+    return await session_station_dict(session, station_id=station.id)
+
+
+async def delete_station(session: AsyncSession, *, station: Station) -> None:
+    await session.delete(station)
+    await session.flush()
