@@ -10,6 +10,7 @@ from voltway.core.db import Database
 from voltway.core.errors import install_error_handlers
 from voltway.health.router import router as health_router
 from voltway.settings import Settings, get_settings
+from voltway.stations.clusters import router as clusters_router
 from voltway.stations.router import router as stations_router
 from voltway.web.router import router as web_router
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(clusters_router, prefix="/api/v1")
     app.include_router(stations_router, prefix="/api/v1")
     app.include_router(web_router)
     return app

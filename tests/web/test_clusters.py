@@ -1,0 +1,252 @@
+"""Map clusters against a brute-force grouping of the same stations, on SQLite and PostgreSQL."""
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from voltway.core.db import Database
+from voltway.core.geo import unit_vector
+from voltway.stations.models import Connector, Station
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+STATUSES = ["available", "occupied", "out_of_service", "unknown", "removed"]
+CONNECTORS = ["ccs2", "type2", "chademo", "nacs"]
+OPERATORS = ["Ionity", "Fastned", "Tesla", None]
+
+
+@dataclass
+class Row:
+    id: int
+    name: str
+    lat: float
+    lon: float
+    status: str
+    operator: str | None
+    country: str
+    connectors: list[tuple[str, float | None]]
+
+    @property
+    def max_power(self) -> float | None:
+        powers = [p for _t, p in self.connectors if p is not None]
+        return max(powers) if powers else None
+
+
+def random_rows(rng: random.Random, n: int) -> list[dict]:
+    centres = [(52.52, 13.40), (48.85, 2.35), (-41.29, 174.78), (65.0, -179.9), (64.9, 179.95), (0.0, 0.0)]
+    rows = []
+    for i in range(n):
+        if i % 25 == 0 and rows:  # a second listing at exactly the same place
+            lat, lon = rows[-1]["lat"], rows[-1]["lon"]
+        elif rng.random() < 0.7:
+            c_lat, c_lon = rng.choice(centres)
+            lat = max(-90.0, min(90.0, c_lat + rng.gauss(0, 0.3)))
+            lon = (c_lon + rng.gauss(0, 0.3) + 180.0) % 360.0 - 180.0
+        else:
+            lat, lon = rng.uniform(-89.9, 89.9), rng.uniform(-180.0, 180.0)
+        connectors = [
+            (rng.choice(CONNECTORS), rng.choice([None, 11.0, 22.0, 50.0, 150.0, 350.0]))
+            for _ in range(rng.randint(0, 3))
+        ]
+        rows.append(
+            {
+                "name": f"Station {i} Ünïcode",
+                "lat": lat,
+                "lon": lon,
+                "status": rng.choice(STATUSES),
+                "operator": rng.choice(OPERATORS),
+                "country": rng.choice(["DE", "FR", "NZ"]),
+                "connectors": connectors,
+            }
+        )
+    return rows
+
+
+async def insert(db: Database, rows: list[dict]) -> list[Row]:
+    async with db.sessionmaker.begin() as session:
+        stations = []
+        for r in rows:
+            x, y, z = unit_vector(r["lat"], r["lon"])
+            powers = [p for _t, p in r["connectors"] if p is not None]
+            station = Station(
+                source="test",
+                external_id=r["name"],
+                name=r["name"],
+                latitude=r["lat"],
+                longitude=r["lon"],
+                x=x,
+                y=y,
+                z=z,
+                status=r["status"],
+                operator=r["operator"],
+                country=r["country"],
+                max_power_kw=max(powers) if powers else None,
+                connectors=[Connector(type=t, power_kw=p, status="unknown") for t, p in r["connectors"]],
+            )
+            session.add(station)
+            stations.append(station)
+        await session.flush()
+        return [Row(s.id, s.name, r["lat"], r["lon"], r["status"], r["operator"], r["country"], r["connectors"])
+                for s, r in zip(stations, rows, strict=True)]
+
+
+def expected_cell(bbox: tuple[float, float, float, float], zoom: int) -> float:
+    min_lon, min_lat, max_lon, max_lat = bbox
+    width = max_lon - min_lon if min_lon <= max_lon else max_lon - min_lon + 360
+    height = max_lat - min_lat
+    k = zoom + 2
+    bound = max(math.sqrt(width * height / 256), max(width, height) / 32)
+    if bound > 0:
+        while 360 / 2**k < bound:
+            k -= 1
+    return 360 / 2**k
+
+
+def brute_force(rows: list[Row], bbox, cell: float, params: dict) -> list[dict]:
+    min_lon, min_lat, max_lon, max_lat = bbox
+    groups: dict[tuple[int, int], list[Row]] = defaultdict(list)
+    for r in rows:
+        in_lon = (min_lon <= r.lon <= max_lon) if min_lon <= max_lon else (r.lon >= min_lon or r.lon <= max_lon)
+        if not (min_lat <= r.lat <= max_lat and in_lon):
+            continue
+        if r.status != params.get("status", r.status) or ("status" not in params and r.status == "removed"):
+            continue
+        if "operator" in params and (r.operator or "").lower() != params["operator"].lower():
+            continue
+        if "country" in params and r.country != params["country"].upper():
+            continue
+        wanted = params.get("connector")
+        power = params.get("min_power_kw")
+        if (wanted or power is not None) and not any(
+            (not wanted or t in wanted) and (power is None or (p is not None and p >= power))
+            for t, p in r.connectors
+        ):
+            continue
+        groups[(math.floor(r.lat / cell), math.floor(r.lon / cell))].append(r)
+    features = []
+    for key in sorted(groups):
+        members = groups[key]
+        powers = [r.max_power for r in members if r.max_power is not None]
+        if len(members) == 1:
+            (r,) = members
+            features.append({"coordinates": [r.lon, r.lat], "properties": {
+                "cluster": False, "id": r.id, "name": r.name, "status": r.status, "operator": r.operator,
+                "max_power_kw": r.max_power}})
+        else:
+            features.append({
+                "coordinates": [sum(r.lon for r in members) / len(members), sum(r.lat for r in members) / len(members)],
+                "properties": {
+                    "cluster": True,
+                    "count": len(members),
+                    "available": sum(r.status == "available" for r in members),
+                    "max_power_kw": max(powers) if powers else None,
+                    "bbox": [min(r.lon for r in members), min(r.lat for r in members),
+                             max(r.lon for r in members), max(r.lat for r in members)],
+                },
+            })
+    return features
+
+
+def random_query(rng: random.Random) -> tuple[tuple[float, float, float, float], int, dict]:
+    zoom = rng.randint(0, 22)
+    span = 360 / 2**zoom * rng.uniform(1, 8)
+    lat0 = rng.uniform(-90, 90)
+    lon0 = rng.uniform(-180, 180)
+    min_lat, max_lat = max(-90.0, lat0 - span / 4), min(90.0, lat0 + span / 4)
+    min_lon = lon0
+    max_lon = lon0 + span / 2
+    if rng.random() < 0.3:  # sometimes a whole-world view, or a box around a populated place
+        min_lon, min_lat, max_lon, max_lat = -180.0, -90.0, 180.0, 90.0
+    elif rng.random() < 0.5:
+        c_lat, c_lon = rng.choice([(52.52, 13.40), (65.0, 179.99), (-41.29, 174.78)])
+        half = rng.uniform(0.01, 3)
+        min_lat, max_lat, min_lon, max_lon = c_lat - half, c_lat + half, c_lon - half, c_lon + half
+    if max_lon > 180:
+        max_lon -= 360  # crosses the antimeridian
+    min_lon = max(-180.0, min_lon)
+    params: dict = {}
+    if rng.random() < 0.3:
+        params["connector"] = rng.sample(CONNECTORS, rng.randint(1, 2))
+    if rng.random() < 0.3:
+        params["min_power_kw"] = rng.choice([0, 22, 50, 150])
+    if rng.random() < 0.2:
+        params["status"] = rng.choice(STATUSES)
+    if rng.random() < 0.15:
+        params["operator"] = rng.choice(["ionity", "Tesla"])
+    if rng.random() < 0.15:
+        params["country"] = rng.choice(["de", "NZ"])
+    return (min_lon, min_lat, max_lon, max_lat), zoom, params
+
+
+def assert_same(got: dict, want: list[dict]) -> None:
+    features = got["features"]
+    assert [f["properties"] for f in features] == want_props(want)
+    for feature, expected in zip(features, want, strict=True):
+        assert feature["type"] == "Feature" and feature["geometry"]["type"] == "Point"
+        assert feature["geometry"]["coordinates"] == pytest.approx(expected["coordinates"], abs=1e-9)
+
+
+def want_props(want: list[dict]) -> list[dict]:
+    return [w["properties"] for w in want]
+
+
+def query_params(bbox, zoom: int, params: dict) -> dict:
+    return {"bbox": ",".join(repr(v) for v in bbox), "zoom": zoom, **params}
+
+
+async def test_clusters_equal_brute_force(client: httpx.AsyncClient, db: Database) -> None:
+    rng = random.Random(20261128)
+    rows = await insert(db, random_rows(rng, 700))
+    for _ in range(60):
+        bbox, zoom, params = random_query(rng)
+        response = await client.get("/api/v1/stations/clusters", params=query_params(bbox, zoom, params))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        cell = expected_cell(bbox, zoom)
+        assert body["type"] == "FeatureCollection" and body["cell_deg"] == cell and body["zoom"] == zoom
+        assert_same(body, brute_force(rows, bbox, cell, params))
+
+
+async def test_clusters_bounded_and_nested(client: httpx.AsyncClient, db: Database) -> None:
+    rng = random.Random(7)
+    rows = await insert(db, [
+        {"name": f"grid {i}", "lat": rng.uniform(-80, 80), "lon": rng.uniform(-180, 180), "status": "available",
+         "operator": None, "country": "DE", "connectors": []}
+        for i in range(1500)
+    ])
+    # A whole-world box asked at street zoom still answers with a few hundred features, all stations counted.
+    world = await client.get("/api/v1/stations/clusters", params={"bbox": "-180,-90,180,90", "zoom": 22})
+    features = world.json()["features"]
+    assert len(features) <= 256 + 4 * 32 + 4
+    counts = [f["properties"]["count"] if f["properties"]["cluster"] else 1 for f in features]
+    assert sum(counts) == len(rows)
+    # One zoom further in (same box size per zoom), each cluster's members stay inside its parent cell.
+    parent = (await client.get("/api/v1/stations/clusters", params={"bbox": "0,0,10,10", "zoom": 5})).json()
+    child = (await client.get("/api/v1/stations/clusters", params={"bbox": "0,0,10,10", "zoom": 6})).json()
+    assert child["cell_deg"] == parent["cell_deg"] / 2
+    total = lambda fc: sum(f["properties"]["count"] if f["properties"]["cluster"] else 1 for f in fc["features"])  # noqa: E731
+    assert total(parent) == total(child) == sum(1 for r in rows if 0 <= r.lat <= 10 and 0 <= r.lon <= 10)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"bbox": "1,2,3", "zoom": 3}, "bbox"),
+        ({"bbox": "a,b,c,d", "zoom": 3}, "bbox"),
+        ({"bbox": "0,10,5,5", "zoom": 3}, "bbox"),
+        ({"bbox": "0,0,200,5", "zoom": 3}, "bbox"),
+        ({"bbox": "0,0,5,5", "zoom": 23}, "zoom"),
+        ({"bbox": "0,0,5,5"}, "zoom"),
+        ({"bbox": "0,0,5,5", "zoom": 3, "connector": "warp"}, "connector"),
+        ({"bbox": "0,0,5,5", "zoom": 3, "min_power_kw": -1}, "min_power_kw"),
+    ],
+)
+async def test_clusters_bad_input_names_field(client: httpx.AsyncClient, params: dict, field: str) -> None:
+    response = await client.get("/api/v1/stations/clusters", params=params)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and field in error["message"]
