@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     memory_threshold_mb: int = Field(500, gt=0)
     cache_ttl: int = Field(3600, ge=0)
     max_workers: int = Field(5, ge=1, le=256)
+    # Prefix of every Redis key (cache, rate limits, queue), so several deployments can share one server.
+    redis_prefix: str = Field("voltway", min_length=1)
+    # A running job whose heartbeat is older than this is taken as dead and retried.
+    job_lease_seconds: float = Field(60.0, gt=0)
     secret_key: str | None = Field(None, min_length=32)
     # Where VoltWay keeps what it generates for itself (the stored secret key, export files).
     data_dir: Path = Path("./.voltway")
