@@ -1,6 +1,7 @@
 """Spherical geometry on a sphere of the mean Earth radius."""
 
 import math
+from dataclasses import dataclass
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -18,3 +19,63 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dphi, dlam = phi2 - phi1, math.radians(lon2 - lon1)
     a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlam / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
+# Bounding boxes are widened by this much (degrees, ~1 m) so that float rounding, including the 32-bit
+# coordinates of SQLite's R*Tree, never drops a point that lies exactly on the edge; the exact test follows.
+BOX_MARGIN_DEG = 1e-5
+
+
+def chord2_within(radius_km: float) -> float:
+    """The squared chord between two unit vectors `radius_km` apart on the surface (monotone in distance)."""
+    half_angle = min(radius_km / EARTH_RADIUS_KM, math.pi) / 2
+    return (2 * math.sin(half_angle)) ** 2
+
+
+def chord2_to_km(chord2: float) -> float:
+    """The great-circle distance for a squared chord (inverse of `chord2_within`)."""
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(max(chord2, 0.0)) / 2))
+
+
+@dataclass(frozen=True, slots=True)
+class GeoBox:
+    """A latitude band and one or two longitude ranges (two when the box crosses the antimeridian)."""
+
+    min_lat: float
+    max_lat: float
+    lon_ranges: tuple[tuple[float, float], ...]
+
+
+def split_longitudes(min_lon: float, max_lon: float) -> tuple[tuple[float, float], ...]:
+    """Longitude ranges of a box from `min_lon` east to `max_lon`; min_lon > max_lon crosses the antimeridian."""
+    if min_lon <= max_lon:
+        return ((min_lon, max_lon),)
+    return ((min_lon, 180.0), (-180.0, max_lon))
+
+
+def circle_box(lat: float, lon: float, radius_km: float) -> GeoBox | None:
+    """The smallest latitude/longitude box around a circle on the sphere; None when it is the whole sphere.
+
+    A circle that reaches a pole spans every longitude; one that crosses the antimeridian gets two ranges.
+    """
+    angle = radius_km / EARTH_RADIUS_KM
+    if angle >= math.pi:
+        return None
+    angle_deg = math.degrees(angle) + BOX_MARGIN_DEG
+    min_lat, max_lat = lat - angle_deg, lat + angle_deg
+    if min_lat <= -90.0 or max_lat >= 90.0:
+        return GeoBox(max(min_lat, -90.0), min(max_lat, 90.0), ((-180.0, 180.0),))
+    # The widest longitude offset of the circle (its tangent meridians), from spherical trigonometry.
+    ratio = math.sin(angle) / math.cos(math.radians(lat))
+    if ratio >= 1.0:
+        return GeoBox(min_lat, max_lat, ((-180.0, 180.0),))
+    dlon = math.degrees(math.asin(ratio)) + BOX_MARGIN_DEG
+    if dlon >= 180.0:
+        return GeoBox(min_lat, max_lat, ((-180.0, 180.0),))
+    west, east = lon - dlon, lon + dlon
+    if west <= -180.0:
+        return GeoBox(min_lat, max_lat, split_longitudes(west + 360.0, east))
+    if east >= 180.0:
+        return GeoBox(min_lat, max_lat, split_longitudes(west, east - 360.0))
+    return GeoBox(min_lat, max_lat, ((west, east),))

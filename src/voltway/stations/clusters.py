@@ -35,6 +35,13 @@ class BBox:
     def crosses_antimeridian(self) -> bool:
         return self.min_lon > self.max_lon
 
+    def contains(self, lat: float, lon: float) -> bool:
+        if not self.min_lat <= lat <= self.max_lat:
+            return False
+        if self.crosses_antimeridian:
+            return lon >= self.min_lon or lon <= self.max_lon
+        return self.min_lon <= lon <= self.max_lon
+
     @property
     def width(self) -> float:
         return self.max_lon - self.min_lon + (360.0 if self.crosses_antimeridian else 0.0)

@@ -1,5 +1,140 @@
-"""Station endpoints (search, nearest, detail, writes)."""
+"""Station endpoints: search, nearest, detail and the operator writes.
 
-from fastapi import APIRouter
+Reads return `FastJSONResponse` bodies built by the service (no ORM, no response-model validation on the hot
+path); `response_model` documents the shape in OpenAPI.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from voltway.accounts.dependencies import OperatorKey
+from voltway.core.db import DB, Session
+from voltway.core.errors import InvalidInput, error_responses
+from voltway.core.responses import FastJSONResponse
+from voltway.stations import service
+from voltway.stations.dependencies import Filters, StationId, ValidStation
+from voltway.stations.schemas import StationIn, StationOut, StationPage, StationPatch
+from voltway.stations.search import SortKey, StationQuery, nearest_stations, parse_bbox, search_stations
 
 router = APIRouter(prefix="/stations", tags=["stations"])
+
+Lat = Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude of the search point")]
+Lon = Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude of the search point")]
+
+
+def _missing(names: list[str], reason: str) -> InvalidInput:
+    return InvalidInput(
+        f"invalid input: {', '.join(names)} ({reason})",
+        details=[{"field": name, "in": "query", "message": reason} for name in names],
+    )
+
+
+@router.get(
+    "",
+    response_model=StationPage,
+    summary="Search stations",
+    description=(
+        "Radius (`lat`, `lon`, `radius_km`; exact great-circle distance), bounding box "
+        "(`bbox=minLon,minLat,maxLon,maxLat`; minLon > maxLon crosses the antimeridian) and filters, all "
+        "combinable. Sorted by distance when `lat`/`lon` are given (each item then has `distance_km`), else by "
+        "id; `sort=power|rating` sorts by highest power or rating. Pass `next_cursor` back as `cursor` for the "
+        "next page. `removed` stations are left out unless `status=removed`; listings linked to another "
+        "station as duplicates are left out."
+    ),
+    responses=error_responses(422),
+)
+async def search(
+    db: DB,
+    filters: Filters,
+    lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude")] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude")] = None,
+    radius_km: Annotated[
+        float | None, Query(ge=0, allow_inf_nan=False, description="Search radius in km (needs lat and lon)")
+    ] = None,
+    bbox: Annotated[
+        str | None, Query(description="minLon,minLat,maxLon,maxLat", examples=["13.2,52.4,13.6,52.6"])
+    ] = None,
+    sort: Annotated[SortKey | None, Query(description="distance (default with lat/lon), id, power, rating")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
+) -> Any:
+    if (lat is None) != (lon is None):
+        raise _missing(["lon" if lon is None else "lat"], "lat and lon go together")
+    if radius_km is not None and lat is None:
+        raise _missing(["radius_km"], "radius_km needs lat and lon")
+    query = StationQuery(
+        origin=(lat, lon) if lat is not None and lon is not None else None,
+        radius_km=radius_km,
+        box=parse_bbox(bbox) if bbox is not None else None,
+        filters=filters,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    return FastJSONResponse(await search_stations(db, query=query))
+
+
+@router.get(
+    "/nearest",
+    response_model=StationPage,
+    summary="The k nearest stations",
+    description="The `k` stations nearest to `lat`/`lon` at any distance, nearest first, with the search filters.",
+    responses=error_responses(422),
+)
+async def nearest(
+    db: DB,
+    lat: Lat,
+    lon: Lon,
+    filters: Filters,
+    k: Annotated[int, Query(ge=1, le=500, description="How many stations")] = 10,
+) -> Any:
+    return FastJSONResponse(await nearest_stations(db, lat=lat, lon=lon, k=k, filters=filters))
+
+
+@router.get(
+    "/{station_id}",
+    response_model=StationOut,
+    summary="One station",
+    description="A station by id, with its connectors and rating (linked duplicate listings included).",
+    responses=error_responses(404, 422),
+)
+async def detail(db: DB, station_id: StationId) -> Any:
+    return FastJSONResponse(await service.get_station_dict(db, station_id=station_id))
+
+
+@router.post(
+    "",
+    response_model=StationOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a station",
+    description="Creates a station with its connectors (operator or admin key). 409 when (source, external_id) exists.",
+    responses=error_responses(401, 403, 409, 422),
+)
+async def create(_key: OperatorKey, session: Session, data: StationIn) -> Any:
+    body = await service.create_station(session, data=data)
+    return FastJSONResponse(body, status_code=status.HTTP_201_CREATED)
+
+
+@router.patch(
+    "/{station_id}",
+    response_model=StationOut,
+    summary="Update a station",
+    description="Changes the fields given (operator or admin key); `connectors`, when given, replaces them all.",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def update(_key: OperatorKey, session: Session, station: ValidStation, patch: StationPatch) -> Any:
+    return FastJSONResponse(await service.update_station(session, station=station, patch=patch))
+
+
+@router.delete(
+    "/{station_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a station",
+    description="Deletes a station and its connectors (operator or admin key).",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def remove(_key: OperatorKey, session: Session, station: ValidStation) -> Response:
+    await service.delete_station(session, station=station)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

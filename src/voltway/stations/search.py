@@ -1,0 +1,283 @@
+"""Station search: radius, bounding box and k-nearest, every filter combinable, keyset pagination.
+
+One SQL builder serves both databases; only the bounding-box predicate differs. Distances are exact: each
+station stores its unit vector (x, y, z) and the squared chord to the query point, plain arithmetic in SQL,
+orders stations exactly as their great-circle distance does. An index narrows the candidates first: the
+R*Tree `station_rtree` on SQLite, the (latitude, longitude) btree on PostgreSQL.
+
+Distance-sorted searches expand a circle around the query point (1 km, x4 per step, up to the requested
+radius or the whole sphere) and stop as soon as one page (plus one row, to know if there is a next page) is
+inside it: everything outside the circle is farther than everything inside, so that page is exact, and a
+dense city costs a few hundred candidates instead of every station within the radius.
+"""
+
+import base64
+import binascii
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from voltway.core.db import Database
+from voltway.core.errors import InvalidInput
+from voltway.core.geo import (
+    HALF_CIRCUMFERENCE_KM,
+    GeoBox,
+    chord2_to_km,
+    chord2_within,
+    circle_box,
+    split_longitudes,
+    unit_vector,
+)
+from voltway.stations.service import STATION_COLUMNS, load_stations
+
+FIRST_RADIUS_KM = 1.0
+RADIUS_GROWTH = 4.0
+
+
+class SortKey(StrEnum):
+    distance = "distance"
+    id = "id"
+    power = "power"
+    rating = "rating"
+
+
+# Sort keys other than distance: the SQL of the key (NULLs last) and whether it sorts descending.
+_SORT_SQL = {
+    SortKey.power: "COALESCE(s.max_power_kw, -1.0)",
+    SortKey.rating: "COALESCE(s.rating_average, -1.0)",
+}
+_D2_SQL = "((s.x - :x0) * (s.x - :x0) + (s.y - :y0) * (s.y - :y0) + (s.z - :z0) * (s.z - :z0))"
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The last row of a page: its sort key value and id (keyset pagination)."""
+
+    sort: SortKey
+    key: float | None
+    id: int
+
+    def encode(self) -> str:
+        raw = orjson.dumps([self.sort.value, self.key, self.id])
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, token: str, sort: SortKey) -> "Cursor":
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            sort_name, key, last_id = orjson.loads(raw)
+            cursor = cls(SortKey(sort_name), None if key is None else float(key), int(last_id))
+        except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+            raise _invalid("cursor", "not a cursor returned by this search") from None
+        if cursor.sort != sort or (cursor.key is None) != (sort == SortKey.id):
+            raise _invalid("cursor", "the cursor belongs to a search with another sort order")
+        if cursor.key is not None and not math.isfinite(cursor.key):
+            raise _invalid("cursor", "not a cursor returned by this search")
+        return cursor
+
+
+@dataclass(frozen=True, slots=True)
+class StationFilters:
+    connectors: tuple[str, ...] = ()
+    min_power_kw: float | None = None
+    status: str | None = None
+    operator: str | None = None
+    country: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StationQuery:
+    """A validated search. `origin` is (lat, lon); `radius_km` needs it; `box` is the caller's bbox."""
+
+    origin: tuple[float, float] | None = None
+    radius_km: float | None = None
+    box: GeoBox | None = None
+    filters: StationFilters = field(default_factory=StationFilters)
+    sort: SortKey | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def _invalid(name: str, message: str) -> InvalidInput:
+    return InvalidInput(
+        f"invalid input: {name} ({message})", details=[{"field": name, "in": "query", "message": message}]
+    )
+
+
+def parse_bbox(value: str) -> GeoBox:
+    """`minLon,minLat,maxLon,maxLat`; minLon > maxLon is a box across the antimeridian."""
+    parts = value.split(",")
+    try:
+        min_lon, min_lat, max_lon, max_lat = (float(p) for p in parts)
+    except ValueError:
+        raise _invalid("bbox", "expected four numbers: minLon,minLat,maxLon,maxLat") from None
+    if not all(math.isfinite(v) for v in (min_lon, min_lat, max_lon, max_lat)):
+        raise _invalid("bbox", "coordinates must be finite numbers")
+    if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
+        raise _invalid("bbox", "longitudes must be within -180..180")
+    if not (-90 <= min_lat <= max_lat <= 90):
+        raise _invalid("bbox", "latitudes must be within -90..90 with minLat <= maxLat")
+    return GeoBox(min_lat, max_lat, split_longitudes(min_lon, max_lon))
+
+
+# ---------------------------------------------------------------------------------------- builder
+class _Sql:
+    """Accumulates WHERE predicates and their named parameters."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        self.where: list[str] = []
+        self.params: dict[str, Any] = {}
+
+    def param(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
+
+    def exact_box(self, box: GeoBox) -> str:
+        lons = " OR ".join(
+            f"s.longitude BETWEEN {self.param(west)} AND {self.param(east)}" for west, east in box.lon_ranges
+        )
+        return f"s.latitude BETWEEN {self.param(box.min_lat)} AND {self.param(box.max_lat)} AND ({lons})"
+
+    def rtree_box(self, box: GeoBox) -> str:
+        lat = f"max_lat >= {self.param(box.min_lat)} AND min_lat <= {self.param(box.max_lat)}"
+        selects = " UNION ALL ".join(
+            f"SELECT id FROM station_rtree WHERE {lat} AND max_lon >= {self.param(west)} "
+            f"AND min_lon <= {self.param(east)}"
+            for west, east in box.lon_ranges
+        )
+        return f"s.id IN ({selects})"
+
+    def narrow(self, box: GeoBox, *, exact: bool) -> None:
+        """Restrict to `box` through the index; `exact` also tests the stored coordinates themselves."""
+        if self.dialect == "sqlite":
+            # The R*Tree keeps 32-bit coordinates rounded outwards: a superset, made exact if asked.
+            self.where.append(self.rtree_box(box))
+            if exact:
+                self.where.append(self.exact_box(box))
+        else:
+            self.where.append(self.exact_box(box))
+
+    def filters(self, f: StationFilters) -> None:
+        self.where.append("s.duplicate_of_id IS NULL")
+        if f.status is not None:
+            self.where.append(f"s.status = {self.param(f.status)}")
+        else:
+            self.where.append("s.status <> 'removed'")
+        if f.operator is not None:
+            self.where.append(f"lower(s.operator) = {self.param(f.operator.lower())}")
+        if f.country is not None:
+            self.where.append(f"s.country = {self.param(f.country.upper())}")
+        if f.text is not None:
+            pattern = self.param("%" + _escape_like(f.text.lower()) + "%")
+            self.where.append(
+                "(" + " OR ".join(
+                    f"lower(s.{column}) LIKE {pattern} ESCAPE '\\'"
+                    for column in ("name", "address", "town", "operator")
+                ) + ")"
+            )
+        if f.connectors:
+            # Type and power are tested on the same connector.
+            types = ", ".join(self.param(code) for code in f.connectors)
+            power = f" AND c.power_kw >= {self.param(f.min_power_kw)}" if f.min_power_kw is not None else ""
+            self.where.append(
+                f"EXISTS (SELECT 1 FROM connectors c WHERE c.station_id = s.id AND c.type IN ({types}){power})"
+            )
+        elif f.min_power_kw is not None:
+            # max_power_kw is the highest connector power, so this is "some connector has that power".
+            self.where.append(f"s.max_power_kw >= {self.param(f.min_power_kw)}")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _statement(
+    dialect: str,
+    query: StationQuery,
+    sort: SortKey,
+    cursor: Cursor | None,
+    radius_km: float | None,
+) -> tuple[str, dict[str, Any]]:
+    """SELECT for one page: STATION_COLUMNS then the sort key; `radius_km` None means no distance limit."""
+    sql = _Sql(dialect)
+    circle = None
+    if query.origin is not None and radius_km is not None:
+        circle = circle_box(*query.origin, radius_km)  # None: the circle covers the whole sphere
+    if query.origin is not None and (circle is not None or sort is SortKey.distance):
+        x0, y0, z0 = unit_vector(*query.origin)
+        sql.params.update(x0=x0, y0=y0, z0=z0)
+    if circle is not None and radius_km is not None:
+        sql.narrow(circle, exact=False)
+        sql.where.append(f"{_D2_SQL} <= {sql.param(chord2_within(radius_km))}")
+    if query.box is not None:
+        # One index lookup per query: the circle's when there is one, else the box's.
+        if circle is None:
+            sql.narrow(query.box, exact=True)
+        else:
+            sql.where.append(sql.exact_box(query.box))
+    sql.filters(query.filters)
+
+    if sort is SortKey.id:
+        key_sql, order = "NULL", "s.id"
+        if cursor is not None:
+            sql.where.append(f"s.id > {sql.param(cursor.id)}")
+    else:
+        ascending = sort is SortKey.distance
+        key_sql = _D2_SQL if ascending else _SORT_SQL[sort]
+        order = f"{key_sql} {'ASC' if ascending else 'DESC'}, s.id"
+        if cursor is not None:
+            key, last_id = sql.param(cursor.key), sql.param(cursor.id)
+            beyond = ">" if ascending else "<"
+            sql.where.append(f"({key_sql} {beyond} {key} OR ({key_sql} = {key} AND s.id > {last_id}))")
+    statement = (
+        f"SELECT {STATION_COLUMNS}, {key_sql} FROM stations s WHERE {' AND '.join(sql.where)} "
+        f"ORDER BY {order} LIMIT {sql.param(query.limit + 1)}"
+    )
+    return statement, sql.params
+
+
+async def _page_rows(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor | None) -> list[Any]:
+    """The rows of one page plus one, expanding the circle for distance order (see the module docstring)."""
+    if sort is not SortKey.distance:
+        sql, params = _statement(db.dialect, query, sort, cursor, query.radius_km)
+        return list(await db.fetch(sql, params))
+    limit_km = HALF_CIRCUMFERENCE_KM if query.radius_km is None else min(query.radius_km, HALF_CIRCUMFERENCE_KM)
+    start_km = chord2_to_km(cursor.key or 0.0) if cursor is not None else 0.0
+    step_km = FIRST_RADIUS_KM
+    while True:
+        radius = min(start_km + step_km, limit_km)
+        rows = await db.fetch(*_statement(db.dialect, query, sort, cursor, radius))
+        if radius >= limit_km or len(rows) > query.limit:
+            return list(rows)
+        step_km *= RADIUS_GROWTH
+
+
+async def search_stations(db: Database, *, query: StationQuery) -> dict[str, Any]:
+    """One page of stations matching `query`: {"items": [Station dict], "next_cursor": str | None}."""
+    sort = query.sort or (SortKey.distance if query.origin is not None else SortKey.id)
+    if sort is SortKey.distance and query.origin is None:
+        raise _invalid("sort", "sort=distance needs lat and lon")
+    cursor = Cursor.decode(query.cursor, sort) if query.cursor else None
+    rows = await _page_rows(db, query, sort, cursor)
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        last = rows[-1]
+        next_cursor = Cursor(sort, last[-1] if sort is not SortKey.id else None, last[0]).encode()
+    items = await load_stations(db, rows, origin=query.origin)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+async def nearest_stations(
+    db: Database, *, lat: float, lon: float, k: int, filters: StationFilters
+) -> dict[str, Any]:
+    """The k stations nearest to (lat, lon) at any distance, nearest first."""
+    query = StationQuery(origin=(lat, lon), filters=filters, sort=SortKey.distance, limit=k)
+    rows = await _page_rows(db, query, SortKey.distance, None)
+    return {"items": await load_stations(db, rows[:k], origin=(lat, lon)), "next_cursor": None}
