@@ -1,0 +1,70 @@
+"""Analytics rollup tables, derived from `charging_sessions` by `analytics/rollups.py`.
+
+Times are UTC epoch seconds of the start of an hour (`hour`), so that any time zone whose offsets are whole
+hours can be bucketed from them exactly. Amounts are integers (Wh, cents) so that rollups and raw rows add up
+to the same exact figures. `currency` is the session's ISO 4217 code, '' when unknown.
+
+- `analytics_station_hours`: per station, hour and currency (the base; serves station/bbox filters).
+- `analytics_cube_hours`: the same summed per hour for every country x operator ('*' = all), so a window with
+  no station/bbox filter reads at most one row per hour and currency.
+- `analytics_station_totals`: running totals per station and currency through the end of each hour with
+  activity, so a station's total over any hour-aligned window is two index seeks (popular, revenue, utilization).
+- `analytics_station_currencies`: the (station, currency) pairs present in the totals.
+- `analytics_rollup_state`: one row; hours before `rolled_through` are rolled up.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from voltway.core.db import Base
+
+ALL = "*"
+
+
+class _Measures:
+    sessions: Mapped[int] = mapped_column(Integer)
+    energy_wh: Mapped[int] = mapped_column(BigInteger)
+    revenue_cents: Mapped[int] = mapped_column(BigInteger)
+    occupied_s: Mapped[int] = mapped_column(BigInteger)
+
+
+class StationHour(_Measures, Base):
+    __tablename__ = "analytics_station_hours"
+
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+
+
+class CubeHour(_Measures, Base):
+    __tablename__ = "analytics_cube_hours"
+
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+
+
+class StationTotal(_Measures, Base):
+    __tablename__ = "analytics_station_totals"
+
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class StationCurrency(Base):
+    __tablename__ = "analytics_station_currencies"
+
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+
+
+class RollupState(Base):
+    __tablename__ = "analytics_rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rolled_through: Mapped[int] = mapped_column(BigInteger)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
