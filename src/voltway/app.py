@@ -1,5 +1,6 @@
 """The FastAPI application factory."""
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -7,7 +8,12 @@ from fastapi import FastAPI
 
 from voltway import __version__
 from voltway.core.db import Database
+from voltway.core.docs import API_DESCRIPTION, TAGS, install_docs
 from voltway.core.errors import install_error_handlers
+from voltway.core.logging import configure_logging
+from voltway.core.memory import start_memory_monitor
+from voltway.core.metrics import install_metrics, mark_dead, table_count_gauge
+from voltway.core.middleware import ObservabilityMiddleware
 from voltway.health.router import router as health_router
 from voltway.settings import Settings, get_settings
 from voltway.stations.clusters import router as clusters_router
@@ -17,19 +23,27 @@ from voltway.web.router import router as web_router
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.database_url)
+        memory_monitor = start_memory_monitor(settings.memory_threshold_mb)
         try:
             yield
         finally:
+            memory_monitor.cancel()
+            mark_dead(os.getpid())
             await app.state.db.dispose()
 
     app = FastAPI(
         title="VoltWay",
         version=__version__,
-        description="Find, book, charge and review electric-vehicle chargers.",
+        description=API_DESCRIPTION,
+        openapi_tags=TAGS,
+        servers=[{"url": settings.public_url, "description": "VoltWay"}] if settings.public_url else None,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -38,4 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clusters_router, prefix="/api/v1")
     app.include_router(stations_router, prefix="/api/v1")
     app.include_router(web_router)
+    if settings.metrics_enabled:
+        install_metrics(app, scrape_gauges=[table_count_gauge("voltway_stations", "Stations in the registry", "stations")])
+    install_docs(app)
+    # Added last, so it is the outermost middleware: it times and correlates everything inside it.
+    app.add_middleware(ObservabilityMiddleware, slow_request_threshold=settings.slow_request_threshold)
     return app

@@ -6,6 +6,7 @@ aiosqlite and runs the (sub-millisecond) query on a dedicated read-only connecti
 """
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
+
+from voltway.core.metrics import instrument_engine, observe_query
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,6 +75,7 @@ class Database:
             self.engine = create_async_engine(
                 url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
+        instrument_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader: sqlite3.Connection | None = None
 
@@ -90,7 +94,10 @@ class Database:
     async def fetch(self, sql: str, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         """Run a read-only SQL statement with `:name` parameters and return all rows as tuples."""
         if self.is_sqlite:
-            return self._sqlite_reader().execute(sql, params).fetchall()
+            started = time.perf_counter()
+            rows = self._sqlite_reader().execute(sql, params).fetchall()
+            observe_query(sql, time.perf_counter() - started)
+            return rows
         async with self.engine.connect() as conn:
             result = await conn.execute(text(sql), dict(params))
             return [tuple(row) for row in result.all()]
