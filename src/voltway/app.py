@@ -15,6 +15,7 @@ from voltway.core.memory import start_memory_monitor
 from voltway.core.metrics import install_metrics, mark_dead, table_count_gauge
 from voltway.core.middleware import ObservabilityMiddleware
 from voltway.health.router import router as health_router
+from voltway.ingest.router import router as ingest_router
 from voltway.settings import Settings, get_settings
 from voltway.stations.clusters import router as clusters_router
 from voltway.stations.router import router as stations_router
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(clusters_router, prefix="/api/v1")
+    app.include_router(ingest_router, prefix="/api/v1")
     app.include_router(stations_router, prefix="/api/v1")
     app.include_router(web_router)
     if settings.metrics_enabled:

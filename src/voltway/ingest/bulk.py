@@ -1,0 +1,183 @@
+"""Bulk writes from API clients: station upserts and status updates, each item validated and reported on its own.
+
+Items without `external_id` are rejected (`missing_external_id`): an upsert needs the key, and creating them
+anyway would make a retried request create the same stations twice. `POST /api/v1/stations` creates a
+station without one.
+"""
+
+from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voltway.charging.status import record_status_change
+from voltway.core.db import Database, utcnow
+from voltway.ingest.duplicates import link_duplicates_since
+from voltway.ingest.upsert import ItemError, UpsertReport, upsert_stations
+from voltway.stations.models import Station
+from voltway.stations.schemas import StationIn, StationStatus
+
+MAX_BULK_ITEMS = 1000
+
+
+# ------------------------------------------------------------------------------------------ validation
+def validation_message(exc: ValidationError) -> str:
+    """`field: reason; field: reason` for every problem pydantic found."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{field}: {err['msg']}" if field else err["msg"])
+    return "; ".join(parts)
+
+
+def validate_station(data: Any, *, index: int, prefix: str = "") -> StationIn | ItemError:
+    """One raw item as an upsertable station, or the error naming why it is not one."""
+    if not isinstance(data, dict):
+        return ItemError(index=index, code="validation_error", message=f"{prefix}expected a JSON object")
+    try:
+        station = StationIn.model_validate(data)
+    except ValidationError as exc:
+        return ItemError(index=index, code="validation_error", message=prefix + validation_message(exc))
+    if station.external_id is None:
+        return ItemError(
+            index=index, code="missing_external_id", message=f"{prefix}external_id is required to upsert"
+        )
+    return station
+
+
+# --------------------------------------------------------------------------------------- station upsert
+async def import_stations(
+    db: Database,
+    items: Iterable[tuple[int, StationIn]] | AsyncIterable[tuple[int, StationIn]],
+    *,
+    invalid: list[ItemError],
+    progress: Callable[[int], None] | None = None,
+) -> UpsertReport:
+    """Upsert valid items, then link duplicates among the stations written (see duplicates.py).
+
+    `invalid` holds the items the caller rejected before the engine saw them (it may fill while `items` is
+    read); they join the engine's own rejections in the report, by index.
+    """
+    started = utcnow() - timedelta(seconds=1)
+    report = await upsert_stations(db, items, progress=progress)
+    report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
+    if report.created or report.updated:
+        report.duplicates = await link_duplicates_since(db, started)
+    return report
+
+
+class BulkResult(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    errors: list[ItemError]
+
+
+async def bulk_upsert(db: Database, *, items: Sequence[Any]) -> BulkResult:
+    """Validate each raw item on its own and upsert the valid ones."""
+    errors: list[ItemError] = []
+    valid: list[tuple[int, StationIn]] = []
+    for index, data in enumerate(items):
+        checked = validate_station(data, index=index)
+        if isinstance(checked, ItemError):
+            errors.append(checked)
+        else:
+            valid.append((index, checked))
+    report = await import_stations(db, valid, invalid=errors)
+    return BulkResult(created=report.created, updated=report.updated, unchanged=report.unchanged, errors=report.rejected)
+
+
+# ---------------------------------------------------------------------------------------- status updates
+class ConnectorStatusIn(BaseModel):
+    id: int = Field(description="The connector's id (from the station's `connectors`)")
+    status: StationStatus
+
+
+class StatusItem(BaseModel):
+    """A station named by `station_id` or by (`source`, `external_id`); its status and/or connector statuses."""
+
+    station_id: int | None = None
+    source: str = Field("voltway", min_length=1, max_length=32)
+    external_id: str | None = Field(None, min_length=1, max_length=64)
+    status: StationStatus | None = None
+    connectors: list[ConnectorStatusIn] = Field(default_factory=list, max_length=200)
+
+    @model_validator(mode="after")
+    def _named_and_not_empty(self) -> "StatusItem":
+        if self.station_id is None and self.external_id is None:
+            raise ValueError("give station_id or external_id (with source) to name the station")
+        if self.status is None and not self.connectors:
+            raise ValueError("give status or connectors: there is nothing to change")
+        return self
+
+
+class StatusResult(BaseModel):
+    updated: int = Field(description="Items that changed at least one status")
+    unchanged: int = Field(description="Items whose statuses were already as asked")
+    errors: list[ItemError]
+
+
+def _parse_status_items(items: Iterable[Any], errors: list[ItemError]) -> list[tuple[int, StatusItem]]:
+    parsed = []
+    for index, data in enumerate(items):
+        try:
+            parsed.append((index, StatusItem.model_validate(data)))
+        except ValidationError as exc:
+            errors.append(ItemError(index=index, code="validation_error", message=validation_message(exc)))
+    return parsed
+
+
+async def _load_stations(session: AsyncSession, items: Sequence[StatusItem]) -> list[Station]:
+    """The named stations with their connectors, in two queries (they stay in the session's identity map)."""
+    ids = {i.station_id for i in items if i.station_id is not None}
+    keys = {(i.source, i.external_id) for i in items if i.station_id is None}
+    stations: list[Station] = []
+    if ids:
+        stations += (await session.scalars(select(Station).where(Station.id.in_(ids)))).all()
+    if keys:
+        query = select(Station).where(tuple_(Station.source, Station.external_id).in_(keys))
+        stations += (await session.scalars(query)).all()
+    return stations
+
+
+async def bulk_status(session: AsyncSession, *, items: Sequence[Any]) -> StatusResult:
+    """Set the statuses of many stations and connectors in the request's transaction.
+
+    An item naming an unknown station, or a connector of another station, is rejected whole and the other
+    items are applied. Every change goes through `record_status_change`, so it lands in the status history.
+    """
+    errors: list[ItemError] = []
+    parsed = _parse_status_items(items, errors)
+    stations = await _load_stations(session, [item for _, item in parsed])
+    by_id = {s.id: s for s in stations}
+    by_key = {(s.source, s.external_id): s for s in stations}
+    updated = unchanged = 0
+    for index, item in parsed:
+        station = by_id.get(item.station_id) if item.station_id is not None else by_key.get((item.source, item.external_id))
+        if station is None:
+            name = f"id {item.station_id}" if item.station_id is not None else f"{item.source}/{item.external_id}"
+            errors.append(ItemError(index=index, code="station_not_found", message=f"station {name} does not exist"))
+            continue
+        own = {c.id for c in station.connectors}
+        foreign = [c.id for c in item.connectors if c.id not in own]
+        if foreign:
+            errors.append(ItemError(
+                index=index, code="connector_not_found",
+                message=f"station {station.id} has no connector {', '.join(map(str, foreign))}",
+            ))
+            continue
+        targets = [(None, item.status)] if item.status is not None else []
+        targets += [(c.id, c.status) for c in item.connectors]
+        changed = False
+        for connector_id, status in targets:
+            change = await record_status_change(
+                session, station_id=station.id, connector_id=connector_id, status=status.value, source="bulk"
+            )
+            changed |= change is not None
+        updated += changed
+        unchanged += not changed
+    errors.sort(key=lambda e: e.index)
+    return StatusResult(updated=updated, unchanged=unchanged, errors=errors)

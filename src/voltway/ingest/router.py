@@ -1,0 +1,161 @@
+"""Bulk station endpoints: upsert, status updates and streamed export.
+
+Included before the stations router, so that `/stations/bulk`, `/stations/status` and `/stations/export` are
+not read as `/stations/{station_id}`.
+
+Bulk bodies are read by `read_json_items`, not by FastAPI's body parsing: the size is checked against
+`Content-Length` before anything is read and counted while the stream is read, so an oversized body is
+refused with 413 after at most `MAX_BODY_BYTES`, and each item is then validated on its own.
+"""
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from voltway.accounts.dependencies import OperatorKey
+from voltway.core.db import DB, Session
+from voltway.core.errors import InvalidInput, PayloadTooLarge, error_responses
+from voltway.core.responses import FastJSONResponse
+from voltway.ingest.bulk import MAX_BULK_ITEMS, BulkResult, StatusItem, StatusResult, bulk_status, bulk_upsert
+from voltway.ingest.export import MEDIA_TYPES, ExportFormat, export_stations
+from voltway.stations.dependencies import Filters
+from voltway.stations.schemas import StationIn
+from voltway.stations.search import StationQuery, parse_bbox
+
+router = APIRouter(prefix="/stations", tags=["ingest"])
+
+# 1,000 stations with a dozen connectors each are about 1.5 MB of JSON.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of a list of `model`, with its `$defs` inlined (for `openapi_extra`)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    body = {"type": "array", "maxItems": MAX_BULK_ITEMS, "items": resolve(schema)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
+async def read_json_items(request: Request) -> list[Any]:
+    """The body as a JSON array of at most MAX_BULK_ITEMS items, refusing more than MAX_BODY_BYTES early."""
+    too_large = PayloadTooLarge(
+        f"the request body is larger than {MAX_BODY_BYTES} bytes; send at most {MAX_BULK_ITEMS} items per request",
+        details={"max_bytes": MAX_BODY_BYTES, "max_items": MAX_BULK_ITEMS},
+    )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    try:
+        items = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", details=[{"field": "body", "in": "body"}]) from None
+    if not isinstance(items, list):
+        raise InvalidInput(
+            "the body must be a JSON array of items", details=[{"field": "body", "in": "body", "message": "not an array"}]
+        )
+    if len(items) > MAX_BULK_ITEMS:
+        raise PayloadTooLarge(
+            f"at most {MAX_BULK_ITEMS} items per request, got {len(items)}; split the batch",
+            details={"max_items": MAX_BULK_ITEMS, "items": len(items)},
+        )
+    return items
+
+
+@router.post(
+    "/bulk",
+    response_model=BulkResult,
+    summary="Upsert up to 1,000 stations",
+    description=(
+        "A JSON array of at most 1,000 stations (the `POST /stations` body), upserted by (`source`, `external_id`): "
+        "new keys are created, changed stations updated (connectors replaced), identical ones left `unchanged`. "
+        "Each item is validated on its own: a bad item is listed in `errors` by its index and the others are "
+        "written. `external_id` is required here (an upsert needs the key). More than 1,000 items, or a body over "
+        "8 MiB, is refused with 413. Operator or admin key."
+    ),
+    responses=error_responses(401, 403, 413, 422),
+    openapi_extra=_inline_schema(StationIn),
+)
+async def upsert(_key: OperatorKey, db: DB, request: Request) -> Any:
+    result = await bulk_upsert(db, items=await read_json_items(request))
+    return FastJSONResponse(result.model_dump())
+
+
+@router.post(
+    "/status",
+    response_model=StatusResult,
+    summary="Set the status of many stations and connectors",
+    description=(
+        "A JSON array of at most 1,000 items, each naming a station by `station_id` or by (`source`, "
+        "`external_id`) with a new `status` and/or `connectors: [{id, status}]`. Items are applied in one "
+        "transaction and recorded in the status history; an item naming an unknown station or a connector of "
+        "another station is listed in `errors` by index and the others are applied. Operator or admin key."
+    ),
+    responses=error_responses(401, 403, 413, 422),
+    openapi_extra=_inline_schema(StatusItem),
+)
+async def set_status(_key: OperatorKey, session: Session, request: Request) -> Any:
+    result = await bulk_status(session, items=await read_json_items(request))
+    return FastJSONResponse(result.model_dump())
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    summary="Export stations (streamed)",
+    description=(
+        "Every station the search filters select (the same filters as `GET /stations`; no paging), streamed in "
+        "constant memory as CSV (the `voltway import csv` columns), GeoJSON (RFC 7946 FeatureCollection) or a "
+        "JSON array of Station objects, in id order."
+    ),
+    responses={
+        200: {"content": {media: {} for media in MEDIA_TYPES.values()}, "description": "The export, streamed"},
+        **error_responses(422),
+    },
+)
+async def export(
+    db: DB,
+    filters: Filters,
+    format: Annotated[ExportFormat, Query(description="csv, geojson or json")] = ExportFormat.geojson,
+    lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude")] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude")] = None,
+    radius_km: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Radius in km (needs lat, lon)")] = None,
+    bbox: Annotated[str | None, Query(description="minLon,minLat,maxLon,maxLat")] = None,
+) -> StreamingResponse:
+    if (lat is None) != (lon is None) or (radius_km is not None and lat is None):
+        name = "radius_km" if lat is None and lon is None else ("lon" if lon is None else "lat")
+        raise InvalidInput(
+            f"invalid input: {name} (radius_km needs lat and lon, which go together)",
+            details=[{"field": name, "in": "query", "message": "radius_km needs lat and lon, which go together"}],
+        )
+    query = StationQuery(
+        origin=(lat, lon) if lat is not None and lon is not None else None,
+        radius_km=radius_km,
+        box=parse_bbox(bbox) if bbox is not None else None,
+        filters=filters,
+    )
+    return StreamingResponse(
+        export_stations(db, fmt=format, query=query),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="stations.{format.value}"'},
+    )
