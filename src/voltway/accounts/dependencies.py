@@ -1,17 +1,44 @@
-"""Role checks as FastAPI dependencies, used by every protected route."""
+"""Role checks as FastAPI dependencies, used by every protected route.
+
+Two kinds of credentials: API keys (`X-API-Key`, roles admin/operator/readonly) for integrations and
+operators, and driver bearer tokens (`Authorization: Bearer ...` from `POST /api/v1/auth/token`).
+"""
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Security
-from fastapi.security import APIKeyHeader
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from voltway.accounts.keys import find_active_key
-from voltway.accounts.models import ApiKey, Role
+from voltway.accounts.models import ApiKey, Role, User
+from voltway.accounts.security import user_id_from_token
 from voltway.core.db import Session
 from voltway.core.errors import Forbidden, Unauthorized
+from voltway.settings import Settings
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`voltway keys create`)")
+bearer_token = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token", auto_error=False, description="A driver's token from /api/v1/auth/token"
+)
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def _key_with_role(session: Session, secret: str, allowed: set[str]) -> ApiKey:
+    key = await find_active_key(session, secret)
+    if key is None:
+        raise Unauthorized("invalid or revoked API key")
+    if key.role not in allowed:
+        raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(allowed))}")
+    return key
 
 
 def require_roles(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
@@ -20,12 +47,7 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
     async def dependency(session: Session, secret: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
         if not secret:
             raise Unauthorized("an API key is required in the X-API-Key header")
-        key = await find_active_key(session, secret)
-        if key is None:
-            raise Unauthorized("invalid or revoked API key")
-        if key.role not in allowed:
-            raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(allowed))}")
-        return key
+        return await _key_with_role(session, secret, allowed)
 
     return dependency
 
@@ -33,3 +55,47 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[ApiKey]]:
 OperatorKey = Annotated[ApiKey, Depends(require_roles(Role.operator, Role.admin))]
 AdminKey = Annotated[ApiKey, Depends(require_roles(Role.admin))]
 AnyKey = Annotated[ApiKey, Depends(require_roles(Role.readonly, Role.operator, Role.admin))]
+
+
+async def _driver(session: Session, settings: Settings, token: str) -> User:
+    user_id = user_id_from_token(settings, token)
+    user = await session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        raise Unauthorized("invalid or expired token", headers=BEARER_CHALLENGE)
+    return user
+
+
+async def current_driver(
+    session: Session, settings: AppSettings, token: Annotated[str | None, Security(bearer_token)]
+) -> User:
+    if not token:
+        raise Unauthorized("a driver's bearer token is required", headers=BEARER_CHALLENGE)
+    return await _driver(session, settings, token)
+
+
+CurrentDriver = Annotated[User, Depends(current_driver)]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a driver, or an operator/admin API key (exactly one is set)."""
+
+    user: User | None = None
+    key: ApiKey | None = None
+
+
+async def driver_or_operator(
+    session: Session,
+    settings: AppSettings,
+    token: Annotated[str | None, Security(bearer_token)],
+    secret: Annotated[str | None, Security(api_key_header)],
+) -> Actor:
+    """An API key, when one is sent, must be operator or admin; otherwise a driver's token is needed."""
+    if secret:
+        return Actor(key=await _key_with_role(session, secret, {Role.operator.value, Role.admin.value}))
+    if token:
+        return Actor(user=await _driver(session, settings, token))
+    raise Unauthorized("a driver's bearer token or an operator API key is required", headers=BEARER_CHALLENGE)
+
+
+DriverOrOperator = Annotated[Actor, Depends(driver_or_operator)]

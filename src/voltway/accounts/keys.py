@@ -31,3 +31,22 @@ async def find_active_key(session: AsyncSession, secret: str) -> ApiKey | None:
         return None
     key.last_used_at = utcnow()
     return key
+
+
+async def list_keys(session: AsyncSession) -> list[ApiKey]:
+    return list((await session.scalars(select(ApiKey).order_by(ApiKey.id))).all())
+
+
+async def find_key(session: AsyncSession, *, ref: str) -> ApiKey | None:
+    """A key by its id or its (unique enough) visible prefix; None when nothing or several match."""
+    if ref.isdigit():
+        return await session.get(ApiKey, int(ref))
+    matches = (await session.scalars(select(ApiKey).where(ApiKey.prefix == ref))).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def revoke_key(key: ApiKey) -> ApiKey:
+    """Idempotent: a revoked key keeps the time it was first revoked."""
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key

@@ -19,11 +19,12 @@ async def record_status_change(
     """Set the status of connector `connector_id` of the station (or of the station itself when
     `connector_id` is None) and add a history row. Returns the row, or None when the status was already
     `status` (nothing is written then). Raises NotFound for an unknown station or connector."""
+    # Re-read and lock the row: the status in the identity map may predate a concurrent change.
     target: Station | Connector | None
     if connector_id is None:
-        target = await session.get(Station, station_id)
+        target = await session.get(Station, station_id, populate_existing=True, with_for_update=True)
     else:
-        target = await session.get(Connector, connector_id)
+        target = await session.get(Connector, connector_id, populate_existing=True, with_for_update=True)
         if target is not None and target.station_id != station_id:
             target = None
     if target is None:

@@ -1,0 +1,163 @@
+"""Driver accounts (register, token, profile, favorites) and the administrators' API key endpoints."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from voltway.accounts import service
+from voltway.accounts.dependencies import BEARER_CHALLENGE, AdminKey, AppSettings, CurrentDriver
+from voltway.accounts.keys import create_key, find_key, list_keys, revoke_key
+from voltway.accounts.schemas import KeyIn, KeyOut, NewKeyOut, ProfilePatch, RegisterIn, TokenOut, UserOut
+from voltway.accounts.security import create_access_token
+from voltway.accounts.throttle import LoginThrottle
+from voltway.core.db import Session
+from voltway.core.errors import NotFound, Unauthorized, error_responses
+from voltway.core.pagination import Limit, Page
+from voltway.stations.schemas import StationOut
+
+router = APIRouter(tags=["accounts"])
+
+
+def login_throttle(request: Request) -> LoginThrottle:
+    state = request.app.state
+    if not hasattr(state, "login_throttle"):
+        state.login_throttle = LoginThrottle()
+    return state.login_throttle
+
+
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a driver",
+    description="Creates a driver account. The email is case-insensitive and must be new (else 409); "
+    "the password needs 8-128 characters and is stored only as an argon2id hash.",
+    responses=error_responses(409, 422),
+)
+async def register(data: RegisterIn, session: Session) -> UserOut:
+    return UserOut.model_validate(await service.register(session, data=data))
+
+
+@router.post(
+    "/auth/token",
+    summary="Sign in (OAuth2 password flow)",
+    description="Form fields `username` (the email) and `password`; answers a signed bearer token with its "
+    "lifetime. Failed attempts are throttled per email (5) and per client address (20) in a sliding "
+    "15-minute window: beyond that the answer is 429 with `Retry-After`.",
+    responses=error_responses(401, 422, 429),
+)
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    throttle: Annotated[LoginThrottle, Depends(login_throttle)],
+) -> TokenOut:
+    email = form.username.strip().lower()
+    address = request.client.host if request.client else "unknown"
+    throttle.check(email=email, address=address)
+    user = await service.authenticate(session, email=email, password=form.password)
+    if user is None:
+        throttle.failed(email=email, address=address)
+        raise Unauthorized("wrong email or password", headers=BEARER_CHALLENGE)
+    throttle.succeeded(email=email)
+    access_token, expires_in = create_access_token(settings, user_id=user.id)
+    return TokenOut(access_token=access_token, expires_in=expires_in)
+
+
+@router.get(
+    "/me",
+    summary="The signed-in driver",
+    description="The driver's profile, including the connector codes of their car.",
+    responses=error_responses(401),
+)
+async def me(user: CurrentDriver) -> UserOut:
+    return UserOut.model_validate(user)
+
+
+@router.patch(
+    "/me",
+    summary="Update the driver's profile",
+    description="Changes `display_name` and/or `car_connectors` (connector codes, used by recommendations).",
+    responses=error_responses(401, 422),
+)
+async def update_me(patch: ProfilePatch, user: CurrentDriver, session: Session) -> UserOut:
+    return UserOut.model_validate(await service.update_profile(session, user=user, patch=patch))
+
+
+# --------------------------------------------------------------------------------------- favorites
+@router.get(
+    "/me/favorites",
+    summary="The driver's favorite stations",
+    description="Saved stations as Station objects, most recently added station id first, paginated.",
+    responses=error_responses(401, 422),
+)
+async def favorites(
+    user: CurrentDriver, session: Session, cursor: str | None = None, limit: Annotated[Limit, Query()] = 50
+) -> Page[StationOut]:
+    items, next_cursor = await service.list_favorites(session, user=user, cursor=cursor, limit=limit)
+    return Page[StationOut].model_validate({"items": items, "next_cursor": next_cursor})
+
+
+@router.put(
+    "/me/favorites/{station_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Save a station",
+    description="Idempotent: saving a saved station again changes nothing.",
+    responses=error_responses(401, 404),
+)
+async def add_favorite(station_id: int, user: CurrentDriver, session: Session) -> None:
+    await service.add_favorite(session, user=user, station_id=station_id)
+
+
+@router.delete(
+    "/me/favorites/{station_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Forget a station",
+    description="Idempotent: removing a station that is not saved changes nothing.",
+    responses=error_responses(401),
+)
+async def remove_favorite(station_id: int, user: CurrentDriver, session: Session) -> None:
+    await service.remove_favorite(session, user=user, station_id=station_id)
+
+
+# ---------------------------------------------------------------------------------------- API keys
+@router.get(
+    "/admin/keys",
+    summary="List API keys",
+    description="Every key with its prefix, role and last use; never a secret. Admin only.",
+    responses=error_responses(401, 403),
+)
+async def keys(_admin: AdminKey, session: Session) -> list[KeyOut]:
+    return [KeyOut.model_validate(k) for k in await list_keys(session)]
+
+
+@router.post(
+    "/admin/keys",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an API key",
+    description="Answers the new key with its secret in `key`: shown this once, only its hash is stored. "
+    "Admin only.",
+    responses=error_responses(401, 403, 422),
+)
+async def new_key(data: KeyIn, _admin: AdminKey, session: Session) -> NewKeyOut:
+    key, secret = await create_key(session, role=data.role, name=data.name)
+    return NewKeyOut.model_validate({**KeyOut.model_validate(key).model_dump(), "key": secret})
+
+
+@router.delete(
+    "/admin/keys/{key_id}",
+    summary="Revoke an API key",
+    description="The key stops working at once; revoking a revoked key changes nothing. Admin only.",
+    responses=error_responses(401, 403, 404),
+)
+async def revoke(key_id: int, _admin: AdminKey, session: Session) -> KeyOut:
+    key = await find_key(session, ref=str(key_id))
+    if key is None:
+        raise NotFound(f"API key {key_id} does not exist")
+    revoke_key(key)
+    await session.flush()
+    return KeyOut.model_validate(key)
+

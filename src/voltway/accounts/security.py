@@ -1,0 +1,65 @@
+"""Driver credentials: argon2id password hashes and signed bearer tokens (JWT, HS256, with expiry).
+
+Hashing runs in a worker thread (argon2 is deliberately slow and memory-hard); verifying a password for an
+unknown email still checks a dummy hash, so the answer takes as long as for a known one.
+"""
+
+import asyncio
+from datetime import timedelta
+from functools import lru_cache
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from voltway.core.db import utcnow
+from voltway.settings import Settings
+
+TOKEN_ALGORITHM = "HS256"
+TOKEN_AUDIENCE = "voltway:driver"
+
+_hasher = PasswordHasher()  # argon2id, 64 MiB, t=3, p=4 (RFC 9106 second recommendation)
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    return _hasher.hash("not a password anyone has")
+
+
+async def verify_password(password: str, password_hash: str | None) -> bool:
+    """True when `password` matches; with no hash (unknown user) a dummy hash is checked and False returned."""
+
+    def check() -> bool:
+        try:
+            return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+def create_access_token(settings: Settings, *, user_id: int) -> tuple[str, int]:
+    """A signed token for the driver and its lifetime in seconds."""
+    now = utcnow()
+    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    claims = {"sub": str(user_id), "aud": TOKEN_AUDIENCE, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, settings.resolved_secret_key(), algorithm=TOKEN_ALGORITHM), int(ttl.total_seconds())
+
+
+def user_id_from_token(settings: Settings, token: str) -> int | None:
+    """The driver id of a valid, unexpired token; None for anything else."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.resolved_secret_key(),
+            algorithms=[TOKEN_ALGORITHM],
+            audience=TOKEN_AUDIENCE,
+            options={"require": ["sub", "exp", "aud"]},
+        )
+        return int(claims["sub"])
+    except (jwt.InvalidTokenError, ValueError):
+        return None
