@@ -1,0 +1,363 @@
+"""Two-tier cache: a bounded in-process LRU (always) and Redis (when `REDIS_URL` is set).
+
+Invalidation is by versioned namespaces: every key lives under `namespace:version`, and `invalidate(ns)` bumps
+the version, so every answer cached under the namespace is stale at once, in every process (the version lives
+in Redis when there is one, in memory otherwise). Reading a key costs one Redis round trip for the version;
+the value itself is then served from the memory tier when this process has it.
+
+Redis failures open a circuit breaker: for `RETRY_AFTER` seconds the cache runs on the memory tier alone
+(entries then live at most `DEGRADED_TTL` seconds, since bumps by other processes cannot be seen), bumps made
+meanwhile are replayed when Redis answers again, and the Redis tier comes back by itself.
+
+A cold key is computed once: single-flight per process, plus a short `SET NX` lock across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import inspect
+import logging
+import pickle
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from voltway.core.metrics import CACHE_LOOKUPS
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MISSING: Any = object()
+RETRY_AFTER = 3.0  # seconds the breaker stays open after a Redis failure
+DEGRADED_TTL = 5.0  # cap on memory-tier lifetimes while Redis is away
+LOCK_MS = 5_000  # cross-process compute lock on a cold key
+LOCK_WAIT = 2.0  # how long another process waits for the lock holder's value before computing itself
+DEFAULT_EXCLUDE = ("session", "db", "request", "settings")
+REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+_RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class MemoryTier:
+    """A bounded LRU with per-entry expiry."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+
+    def get(self, key: str) -> Any:
+        entry = self._data.get(key)
+        if entry is None:
+            return MISSING
+        if entry[0] < time.monotonic():
+            del self._data[key]
+            return MISSING
+        self._data.move_to_end(key)
+        return entry[1]
+
+    def set(self, key: str, value: Any, ttl: float) -> None:
+        self._data[key] = (time.monotonic() + ttl, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _encode(value: Any) -> bytes:
+    return b"B" + value if isinstance(value, bytes) else b"P" + pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+
+def _decode(raw: bytes) -> Any:
+    return raw[1:] if raw[:1] == b"B" else pickle.loads(raw[1:])
+
+
+class TieredCache:
+    """The process-wide cache. `configure()` it once per process (the app lifespan, the worker)."""
+
+    def __init__(self) -> None:
+        self.memory = MemoryTier()
+        self.default_ttl = 3600
+        self.prefix = "voltway"
+        self.redis: aioredis.Redis | None = None
+        self._versions: dict[str, int] = {}
+        self._pending_bumps: set[str] = set()
+        self._down_until = 0.0
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self.stats = {"hit": 0, "miss": 0, "error": 0}
+
+    # ------------------------------------------------------------------------------ setup
+    def configure(
+        self, *, redis_url: str | None, prefix: str = "voltway", default_ttl: int = 3600, max_entries: int = 10_000
+    ) -> None:
+        self.memory = MemoryTier(max_entries)
+        self.default_ttl = default_ttl
+        self.prefix = prefix
+        self._versions.clear()
+        self._pending_bumps.clear()
+        self._down_until = 0.0
+        self.redis = (
+            aioredis.Redis.from_url(
+                redis_url, socket_connect_timeout=0.5, socket_timeout=0.5, health_check_interval=30
+            )
+            if redis_url
+            else None
+        )
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+
+    # ------------------------------------------------------------------------ breaker
+    @property
+    def redis_up(self) -> bool:
+        return self.redis is not None and time.monotonic() >= self._down_until
+
+    def _redis_failed(self, exc: BaseException, namespace: str) -> None:
+        if time.monotonic() >= self._down_until:
+            log.warning("redis cache tier unavailable, memory only for %.0fs: %s", RETRY_AFTER, exc)
+        self._down_until = time.monotonic() + RETRY_AFTER
+        self._count("error", namespace)
+
+    def _count(self, result: str, namespace: str) -> None:
+        """Count a lookup `hit`/`miss`, or a Redis `error`, under the namespace as the metric's cache name."""
+        self.stats[result] += 1
+        CACHE_LOOKUPS.labels(cache=namespace, result=result).inc()
+
+    # ------------------------------------------------------------------------ versions
+    def _vkey(self, namespace: str) -> str:
+        return f"{self.prefix}:ns:{namespace}"
+
+    async def version(self, namespace: str) -> tuple[int, bool]:
+        """The namespace's current version and whether it came from Redis."""
+        if self.redis_up:
+            assert self.redis is not None
+            try:
+                if self._pending_bumps:
+                    await self._replay_bumps()
+                raw = await self.redis.get(self._vkey(namespace))
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, namespace)
+            else:
+                version = int(raw) if raw is not None else 0
+                self._versions[namespace] = version
+                return version, True
+        return self._versions.get(namespace, 0), False
+
+    async def _replay_bumps(self) -> None:
+        assert self.redis is not None
+        pending, self._pending_bumps = self._pending_bumps, set()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for namespace in pending:
+                    pipe.incr(self._vkey(namespace))
+                await pipe.execute()
+        except BaseException:
+            self._pending_bumps |= pending
+            raise
+        self.memory.clear()
+
+    async def invalidate(self, namespace: str) -> None:
+        """Make every cached answer of `namespace` stale, in every process."""
+        self._versions[namespace] = self._versions.get(namespace, 0) + 1
+        if self.redis is None:
+            return
+        if self.redis_up:
+            try:
+                self._versions[namespace] = int(await self.redis.incr(self._vkey(namespace)))
+                return
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, namespace)
+        self._pending_bumps.add(namespace)
+
+    # -------------------------------------------------------------------------- values
+    def _rkey(self, namespace: str, version: int, key: str) -> str:
+        return f"{self.prefix}:c:{namespace}:{version}:{hashlib.blake2b(key.encode(), digest_size=16).hexdigest()}"
+
+    async def get(self, namespace: str, key: str) -> Any:
+        """The cached value or `MISSING`."""
+        version, shared = await self.version(namespace)
+        mkey = f"{namespace}:{version}:{key}"
+        value = self.memory.get(mkey)
+        if value is not MISSING:
+            self._count("hit", namespace)
+            return value
+        if shared and self.redis_up:
+            assert self.redis is not None
+            try:
+                raw = await self.redis.get(self._rkey(namespace, version, key))
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, namespace)
+            else:
+                if raw is not None:
+                    value = _decode(raw)
+                    ttl = await self._remaining_ttl(namespace, version, key)
+                    self.memory.set(mkey, value, ttl)
+                    self._count("hit", namespace)
+                    return value
+        self._count("miss", namespace)
+        return MISSING
+
+    async def _remaining_ttl(self, namespace: str, version: int, key: str) -> float:
+        assert self.redis is not None
+        try:
+            ms = await self.redis.pttl(self._rkey(namespace, version, key))
+        except REDIS_ERRORS:
+            return DEGRADED_TTL
+        return ms / 1000 if ms > 0 else DEGRADED_TTL
+
+    async def set(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
+        ttl = self.default_ttl if ttl is None else ttl
+        version, shared = await self.version(namespace)
+        self.memory.set(f"{namespace}:{version}:{key}", value, ttl if shared or self.redis is None else min(ttl, DEGRADED_TTL))
+        if shared and self.redis_up:
+            assert self.redis is not None
+            try:
+                await self.redis.set(self._rkey(namespace, version, key), _encode(value), px=max(1, int(ttl * 1000)))
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, namespace)
+
+    async def get_or_set(
+        self, namespace: str, key: str, producer: Callable[[], Awaitable[Any]], ttl: float | None = None
+    ) -> Any:
+        """The cached value, else `producer()` computed once (per process and, with Redis, across processes)."""
+        value = await self.get(namespace, key)
+        if value is not MISSING:
+            return value
+        flight_key = f"{namespace}:{key}"
+        running = self._inflight.get(flight_key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" warnings
+        self._inflight[flight_key] = future
+        try:
+            value = await self._compute(namespace, key, producer, ttl)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._inflight[flight_key]
+
+    async def _compute(
+        self, namespace: str, key: str, producer: Callable[[], Awaitable[Any]], ttl: float | None
+    ) -> Any:
+        lock_key = token = None
+        if self.redis_up:
+            assert self.redis is not None
+            lock_key, token = f"{self.prefix}:lock:{namespace}:{key}", secrets.token_hex(8)
+            try:
+                if not await self.redis.set(lock_key, token, nx=True, px=LOCK_MS):
+                    lock_key = None
+                    value = await self._wait_for_holder(namespace, key)
+                    if value is not MISSING:
+                        return value
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, namespace)
+                lock_key = None
+        try:
+            value = await producer()
+            await self.set(namespace, key, value, ttl)
+            return value
+        finally:
+            if lock_key is not None and self.redis_up:
+                assert self.redis is not None
+                try:
+                    await self.redis.eval(_RELEASE_LOCK, 1, lock_key, token)
+                except REDIS_ERRORS as exc:
+                    self._redis_failed(exc, namespace)
+
+    async def _wait_for_holder(self, namespace: str, key: str) -> Any:
+        deadline = time.monotonic() + LOCK_WAIT
+        while time.monotonic() < deadline and self.redis_up:
+            await asyncio.sleep(0.02)
+            version, _ = await self.version(namespace)
+            assert self.redis is not None
+            raw = await self.redis.get(self._rkey(namespace, version, key))
+            if raw is not None:
+                return _decode(raw)
+        return MISSING
+
+
+cache = TieredCache()
+
+
+async def invalidate(namespace: str) -> None:
+    """Make every cached answer of `namespace` stale (in every process when Redis is configured)."""
+    await cache.invalidate(namespace)
+
+
+def invalidate_soon(namespace: str) -> None:
+    """`invalidate` from sync code running on the event loop's thread: the bump is scheduled at once."""
+    cache._versions[namespace] = cache._versions.get(namespace, 0) + 1
+    if cache.redis is not None:
+        task = asyncio.get_running_loop().create_task(cache.invalidate(namespace))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def make_key(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], exclude: Iterable[str]) -> str:
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    parts = [f"{name}={value!r}" for name, value in bound.arguments.items() if name not in exclude]
+    return f"{func.__module__}.{func.__qualname__}(" + ",".join(parts) + ")"
+
+
+def cached(
+    namespace: str, *, ttl: float | None = None, exclude: Iterable[str] = DEFAULT_EXCLUDE
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Cache a service function's result, keyed by its arguments (minus `exclude`), for `ttl` seconds.
+
+    Works on `async def` functions and on plain functions (those are cached in the memory tier only, since
+    they cannot await Redis; their namespace version is this process's view).
+    """
+    excluded = frozenset(exclude)
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                key = make_key(func, args, kwargs, excluded)
+                return await cache.get_or_set(namespace, key, lambda: func(*args, **kwargs), ttl)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            version = cache._versions.get(namespace, 0)
+            mkey = f"{namespace}:{version}:{make_key(func, args, kwargs, excluded)}"
+            value = cache.memory.get(mkey)
+            if value is not MISSING:
+                cache._count("hit", namespace)
+                return value
+            cache._count("miss", namespace)
+            value = func(*args, **kwargs)
+            lifetime = cache.default_ttl if ttl is None else ttl
+            # Other processes' bumps reach sync callers only when an async read refreshes the version.
+            cache.memory.set(mkey, value, lifetime if cache.redis is None else min(lifetime, DEGRADED_TTL))
+            return value
+
+        return sync_wrapper
+
+    return decorate
