@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from voltway import __version__
+from voltway.accounts.router import router as accounts_router
+from voltway.charging.router import router as charging_router
 from voltway.core.db import Database
 from voltway.core.docs import API_DESCRIPTION, TAGS, install_docs
 from voltway.core.errors import install_error_handlers
@@ -18,6 +20,7 @@ from voltway.health.router import router as health_router
 from voltway.ingest.router import router as ingest_router
 from voltway.jobs.platform import run_platform
 from voltway.jobs.router import router as jobs_router
+from voltway.reviews.router import router as reviews_router
 from voltway.settings import Settings, get_settings
 from voltway.stations.clusters import router as clusters_router
 from voltway.stations.router import router as stations_router
@@ -57,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_router, prefix="/api/v1")
     app.include_router(jobs_router, prefix="/api/v1")
     app.include_router(stations_router, prefix="/api/v1")
+    app.include_router(accounts_router, prefix="/api/v1")
+    app.include_router(reviews_router, prefix="/api/v1")
+    app.include_router(charging_router, prefix="/api/v1")
     app.include_router(web_router)
     if settings.metrics_enabled:
         install_metrics(app, scrape_gauges=[table_count_gauge("voltway_stations", "Stations in the registry", "stations")])
