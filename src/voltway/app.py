@@ -20,6 +20,8 @@ from voltway.health.router import router as health_router
 from voltway.ingest.router import router as ingest_router
 from voltway.jobs.platform import run_platform
 from voltway.jobs.router import router as jobs_router
+from voltway.realtime.hub import hub
+from voltway.realtime.router import router as realtime_router
 from voltway.reviews.router import router as reviews_router
 from voltway.settings import Settings, get_settings
 from voltway.stations.clusters import router as clusters_router
@@ -35,12 +37,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(settings.database_url)
         memory_monitor = start_memory_monitor(settings.memory_threshold_mb)
+        await hub.start(settings.redis_url, prefix=settings.redis_prefix)
         try:
             async with run_platform(app.state.db, settings, run_jobs=not settings.redis_url):
                 yield
         finally:
             memory_monitor.cancel()
             mark_dead(os.getpid())
+            await hub.stop()
             await app.state.db.dispose()
 
     app = FastAPI(
@@ -64,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reviews_router, prefix="/api/v1")
     app.include_router(charging_router, prefix="/api/v1")
     app.include_router(web_router)
+    app.include_router(realtime_router)
     if settings.metrics_enabled:
         install_metrics(app, scrape_gauges=[table_count_gauge("voltway_stations", "Stations in the registry", "stations")])
     install_docs(app)
