@@ -1,0 +1,169 @@
+"""One Open Charge Map POI (compact or verbose form) -> a StationIn.
+
+Both forms go through the same code: a reference value is read from the nested object when the record has
+one (verbose: `ConnectionType.Title`, `AddressInfo.Country.ISOCode`, `OperatorInfo.Title`, ...) and looked up
+by its id in the reference data otherwise (compact: `ConnectionTypeID`, `CountryID`, `OperatorID`, with null
+keys omitted). So the form is recognised per record, per field, and a mixed file is fine.
+
+Field mapping: name = AddressInfo.Title (else AddressLine1, else "OCM <ID>"); address = AddressLine1 and
+AddressLine2 joined by ", "; town, postcode; country = ISO code; operator = operator title; usage = usage type
+title (OCM's "unknown" placeholders become null); status from StatusType; usage_cost = UsageCost (raw) and
+price = `prices.parse_usage_cost(UsageCost, country)`; source "ocm", external_id str(ID). Connectors: type by
+title (reference.CONNECTOR_RULES), type_name = OCM's title, power_kw = PowerKW, current from CurrentTypeID,
+quantity = Quantity (default 1), status from the connection's StatusType, else the station's.
+
+A record that cannot become a station raises RecordError with a code and the reason: no ID, missing or
+out-of-range coordinates, a value of the wrong type. Over-long texts are cut to the column's length.
+"""
+
+import math
+from typing import Any
+
+from pydantic import ValidationError
+
+from voltway.ingest.prices import parse_usage_cost
+from voltway.ingest.reference import CURRENT_BY_ID, Reference, connector_code, known_title, status_code
+from voltway.stations.schemas import ConnectorIn, ConnectorType, StationIn, StationStatus
+
+SOURCE = "ocm"
+
+
+class RecordError(ValueError):
+    """A record that cannot be imported; `code` is machine-readable, the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecordError("wrong_type", f"{where} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _text(value: Any, where: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RecordError("wrong_type", f"{where} must be a string, not {type(value).__name__}")
+    text = str(value).strip()
+    return text[:limit] or None
+
+
+def _number(value: Any, where: str) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RecordError("wrong_type", f"{where} must be a number, not a boolean")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RecordError("wrong_type", f"{where} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise RecordError("wrong_type", f"{where} must be a finite number")
+    return number
+
+
+def _id(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _title(record: dict[str, Any], nested: str, id_key: str, table: dict[int, str]) -> str | None:
+    """A reference title: from the nested object (verbose) or by id (compact)."""
+    obj = record.get(nested)
+    if isinstance(obj, dict) and isinstance(obj.get("Title"), str):
+        return obj["Title"]
+    ref_id = _id(record.get(id_key))
+    if ref_id is None and isinstance(obj, dict):
+        ref_id = _id(obj.get("ID"))
+    return table.get(ref_id) if ref_id is not None else None
+
+
+def _status(record: dict[str, Any], ref: Reference) -> StationStatus | None:
+    if record.get("StatusTypeID") is None and not isinstance(record.get("StatusType"), dict):
+        return None
+    return status_code(_title(record, "StatusType", "StatusTypeID", ref.status_types))
+
+
+def _coordinate(address: dict[str, Any], key: str, bound: float) -> float:
+    value = address.get(key)
+    if value is None:
+        raise RecordError("missing_coordinates", f"AddressInfo.{key} is missing")
+    number = _number(value, f"AddressInfo.{key}")
+    if number is None:
+        raise RecordError("missing_coordinates", f"AddressInfo.{key} is empty")
+    if not -bound <= number <= bound:
+        raise RecordError("coordinates_out_of_range", f"AddressInfo.{key} {number} is outside [-{bound:g}, {bound:g}]")
+    return number
+
+
+def _connector(raw: Any, position: int, ref: Reference, station_status: StationStatus) -> ConnectorIn:
+    where = f"Connections[{position}]"
+    conn = _object(raw, where)
+    title = _title(conn, "ConnectionType", "ConnectionTypeID", ref.connection_types)
+    type_id = _id(conn.get("ConnectionTypeID"))
+    # An id the reference data does not know is a real but unlisted plug: "other"; no id (or id 0) is unknown.
+    code = ConnectorType.other if title is None and type_id else connector_code(title)
+    power = _number(conn.get("PowerKW"), f"{where}.PowerKW")
+    current_id = _id(conn.get("CurrentTypeID"))
+    if current_id is None and isinstance(conn.get("CurrentType"), dict):
+        current_id = _id(conn["CurrentType"].get("ID"))
+    quantity = _number(conn.get("Quantity"), f"{where}.Quantity")
+    return ConnectorIn(
+        type=code,
+        type_name=_text(title, f"{where}.ConnectionType.Title", 128),
+        power_kw=power if power is not None and 0 <= power <= 2000 else None,
+        current=CURRENT_BY_ID.get(current_id) if current_id is not None else None,
+        quantity=min(int(quantity), 1000) if quantity is not None and quantity >= 1 else 1,
+        status=_status(conn, ref) or station_status,
+    )
+
+
+def parse_record(raw: Any, ref: Reference) -> StationIn:
+    """The station an OCM POI describes; RecordError when it cannot be one."""
+    record = _object(raw, "the record")
+    poi_id = record.get("ID")
+    if poi_id is None or isinstance(poi_id, bool) or not isinstance(poi_id, int | str) or str(poi_id).strip() == "":
+        raise RecordError("missing_id", "the record has no ID")
+    address = _object(record.get("AddressInfo"), "AddressInfo")
+    latitude = _coordinate(address, "Latitude", 90)
+    longitude = _coordinate(address, "Longitude", 180)
+    country_obj = _object(address.get("Country"), "AddressInfo.Country")
+    country = country_obj.get("ISOCode")
+    if not isinstance(country, str):
+        country_id = _id(address.get("CountryID"))
+        country = ref.countries.get(country_id) if country_id is not None else None
+    lines = [_text(address.get(k), f"AddressInfo.{k}", 512) for k in ("AddressLine1", "AddressLine2")]
+    station_status = _status(record, ref) or StationStatus.unknown
+    connections = record.get("Connections")
+    if connections is not None and not isinstance(connections, list):
+        raise RecordError("wrong_type", f"Connections must be a list, not {type(connections).__name__}")
+    usage_cost = _text(record.get("UsageCost"), "UsageCost", 2000)
+    try:
+        return StationIn(
+            source=SOURCE,
+            external_id=str(poi_id).strip(),
+            name=(
+                _text(address.get("Title"), "AddressInfo.Title", 255) or (lines[0] or "")[:255] or f"OCM {poi_id}"
+            ),
+            address=", ".join(line for line in lines if line)[:512] or None,
+            town=_text(address.get("Town"), "AddressInfo.Town", 128),
+            postcode=_text(address.get("Postcode"), "AddressInfo.Postcode", 32),
+            country=country.upper() if isinstance(country, str) and len(country) == 2 else None,
+            latitude=latitude,
+            longitude=longitude,
+            operator=_text(known_title(_title(record, "OperatorInfo", "OperatorID", ref.operators)), "Operator", 255),
+            usage=_text(known_title(_title(record, "UsageType", "UsageTypeID", ref.usage_types)), "UsageType", 64),
+            status=station_status,
+            usage_cost=usage_cost,
+            price=parse_usage_cost(usage_cost, country if isinstance(country, str) else None),
+            connectors=[_connector(c, i, ref, station_status) for i, c in enumerate(connections or ())][:200],
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise RecordError("invalid", f"{field}: {first['msg']}") from None
