@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voltway.charging.models import StatusChange
 from voltway.core.db import utcnow
 from voltway.core.errors import NotFound
+from voltway.realtime.notify import announce_status_change
 from voltway.stations.models import Connector, Station
 
 
@@ -44,4 +45,8 @@ async def record_status_change(
     )
     session.add(change)
     await session.flush()
+    # Live map clients get the change once the transaction commits.
+    await announce_status_change(
+        session, station_id=station_id, connector_id=connector_id, status=status, at=change.changed_at
+    )
     return change
