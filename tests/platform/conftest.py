@@ -12,10 +12,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from voltway.app import create_app
 from voltway.core.db import Database
 from voltway.core.jobs import FINISHED, Job
 from voltway.settings import Settings
@@ -144,3 +147,53 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         env.update(REDIS_URL=settings.redis_url, REDIS_PREFIX=settings.redis_prefix)
     env.update(extra)
     return env
+
+
+@pytest.fixture
+async def redis_app(redis_settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app in the Redis mode: it enqueues jobs on the queue and runs none itself."""
+    application = create_app(redis_settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def redis_client(redis_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=redis_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+class Processes:
+    """`voltway` subprocesses started by a test, all killed at its end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        out = (self.directory / f"{name}.out").open("wb")
+        process = subprocess.Popen([*VOLTWAY, *args], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=self.directory)
+        self.started.append(process)
+        return process
+
+    def output(self, name: str) -> str:
+        return (self.directory / f"{name}.out").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.started:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    started = Processes(tmp_path)
+    yield started
+    started.stop_all()
