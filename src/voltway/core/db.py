@@ -117,7 +117,8 @@ def null_pool_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request.
     return request.app.state.db
 
 
