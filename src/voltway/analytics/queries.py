@@ -1,0 +1,447 @@
+"""Analytics answers, each one SQL aggregation over the facts of `analytics/facts.py` (never rows in Python).
+
+Python only shapes the aggregated rows: it fills empty buckets, turns Wh into kWh and cents into amounts, and
+computes the calendar (how many seconds of each local hour a window holds) for mean occupancy.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voltway.analytics.facts import MEASURES, Plan, Scope, plan, series_facts, station_facts, with_clause
+from voltway.analytics.rollups import dialect_of, rolled_through
+from voltway.analytics.window import DAY, HOUR, Dialect, Window
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+UNAVAILABLE = ("out_of_service", "removed", "planned")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What every analytics answer needs: the stations, the window, and whether rollups may be read."""
+
+    scope: Scope
+    window: Window
+    use_rollups: bool = True
+
+
+async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
+    return list((await session.execute(text(sql), params)).all())
+
+
+def kwh(wh: Any) -> float:
+    return round((wh or 0) / 1000, 3)
+
+
+def amount(cents: Any) -> float:
+    return round((cents or 0) / 100, 2)
+
+
+def _window_info(q: Query, p: Plan) -> dict[str, Any]:
+    return {"from": q.window.start, "to": q.window.end, "tz": q.window.tz, "source": p.source}
+
+
+async def _plan(session: AsyncSession, q: Query, start: int | None = None) -> Plan:
+    through = await rolled_through(session) if q.use_rollups else None
+    return plan(q.window.start if start is None else start, q.window.end, q.window, through, q.use_rollups)
+
+
+async def capacity(session: AsyncSession, scope: Scope) -> int:
+    """Connectors (counting each connector's quantity) of the stations in scope."""
+    params: dict[str, Any] = {}
+    rows = await _rows(
+        session,
+        f"SELECT COALESCE(SUM(c.quantity), 0) FROM connectors c JOIN stations s ON s.id = c.station_id "
+        f"WHERE {scope.where(params)}",
+        params,
+    )
+    return int(rows[0][0])
+
+
+async def _bucketed(
+    session: AsyncSession, q: Query, p: Plan, bucket: Callable[[str], str]
+) -> list[Any]:
+    """Facts summed per local bucket, period and currency: rows of (bucket, period, currency, sessions, energy,
+    revenue, occupied). Period 1 is the window, 0 what comes before it (the previous period of trends)."""
+    d = dialect_of(session)
+    params: dict[str, Any] = {"period_start": q.window.start}
+    ctes, facts = series_facts(d, q.scope, p, q.window, params)
+    local = d.local("f.t", q.window, params)
+    period = f"CASE WHEN f.t < {':period_start' if d.sqlite else 'CAST(:period_start AS BIGINT)'} THEN 0 ELSE 1 END"
+    sums = ", ".join(f"SUM({m})" for m in MEASURES)
+    sql = (
+        f"{with_clause(ctes)}SELECT b, period, currency, {sums} FROM "
+        f"(SELECT {bucket(local)} AS b, {period} AS period, f.* FROM ({facts}) f) x GROUP BY b, period, currency"
+    )
+    return await _rows(session, sql, params)
+
+
+def hour_of_day(local: str) -> str:
+    return f"(({local}) / {HOUR}) % 24"
+
+
+def day_number(local: str) -> str:
+    return f"(({local}) / {DAY})"
+
+
+def weekday(local: str) -> str:
+    # 1970-01-01 was a Thursday: day 0 is weekday 3 (Monday = 0).
+    return f"((({local}) / {DAY}) + 3) % 7"
+
+
+def week_number(local: str) -> str:
+    # Weeks start on Monday; week n starts on day 7n - 3.
+    return f"(((({local}) / {DAY}) + 3) / 7)"
+
+
+async def _occupancy_buckets(
+    session: AsyncSession, q: Query, bucket: Callable[[str], str], calendar_key: Callable[[int], int], size: int
+) -> tuple[Plan, int, list[dict[str, Any]]]:
+    p = await _plan(session, q)
+    rows = await _bucketed(session, q, p, bucket)
+    seconds = q.window.local_seconds_by(calendar_key)
+    cap = await capacity(session, q.scope)
+    totals: dict[int, list[int]] = {i: [0, 0] for i in range(size)}
+    for b, _period, _currency, sessions, _energy, _revenue, occupied in rows:
+        totals[int(b)][0] += int(sessions)
+        totals[int(b)][1] += int(occupied)
+    out = []
+    for i in range(size):
+        sessions, occupied = totals[i]
+        span = seconds.get(i, 0)
+        active = occupied / span if span else 0.0
+        out.append(
+            {
+                "sessions": sessions,
+                "occupied_hours": round(occupied / HOUR, 3),
+                "mean_active_sessions": round(active, 4),
+                "occupancy": round(active / cap, 4) if cap else 0.0,
+            }
+        )
+    return p, cap, out
+
+
+async def peak_hours(session: AsyncSession, *, q: Query) -> dict[str, Any]:
+    p, cap, buckets = await _occupancy_buckets(session, q, hour_of_day, lambda t: (t // HOUR) % 24, 24)
+    return {
+        "window": _window_info(q, p),
+        "capacity": cap,
+        "buckets": [{"hour": h, **b} for h, b in enumerate(buckets)],
+    }
+
+
+async def peak_days(session: AsyncSession, *, q: Query) -> dict[str, Any]:
+    p, cap, buckets = await _occupancy_buckets(session, q, weekday, lambda t: (t // DAY + 3) % 7, 7)
+    return {
+        "window": _window_info(q, p),
+        "capacity": cap,
+        "buckets": [{"weekday": i, "name": WEEKDAYS[i], **b} for i, b in enumerate(buckets)],
+    }
+
+
+async def _unique_drivers(
+    session: AsyncSession, q: Query, start: int, bucket: Callable[[str], str]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Distinct drivers per local bucket of the window and per period (0 = previous, 1 = the window).
+
+    Distinct counts do not add up across hours, so they are always read from the raw sessions (index on
+    started_at)."""
+    d = dialect_of(session)
+    params: dict[str, Any] = {
+        "u_a": d.timestamp_param(start),
+        "u_w": d.timestamp_param(q.window.start),
+        "u_b": d.timestamp_param(q.window.end),
+    }
+    join = "JOIN stations s ON s.id = cs.station_id" if q.scope.needs_stations else ""
+    where = q.scope.where(params, "cs.station_id")
+    local = d.local(d.epoch("cs.started_at"), q.window, params)
+    base = (
+        f"FROM charging_sessions cs {join} WHERE cs.started_at >= :u_a AND cs.started_at < :u_b "
+        f"AND cs.user_id IS NOT NULL AND {where}"
+    )
+    per_bucket = await _rows(
+        session,
+        f"SELECT {bucket(local)} AS b, COUNT(DISTINCT cs.user_id) {base} AND cs.started_at >= :u_w "
+        f"GROUP BY {bucket(local)}",
+        params,
+    )
+    period = "CASE WHEN cs.started_at < :u_w THEN 0 ELSE 1 END"
+    per_period = await _rows(
+        session, f"SELECT {period} AS period, COUNT(DISTINCT cs.user_id) {base} GROUP BY {period}", params
+    )
+    return {int(b): int(n) for b, n in per_bucket}, {int(k): int(n) for k, n in per_period}
+
+
+def _pct(current: float, previous: float) -> float | None:
+    return round((current - previous) / previous * 100, 2) if previous else None
+
+
+async def trends(session: AsyncSession, *, q: Query, interval: Literal["day", "week"]) -> dict[str, Any]:
+    """A daily or weekly series over the window, with totals against the previous period of the same length."""
+    length = q.window.end - q.window.start
+    previous_start = q.window.start - length
+    p = await _plan(session, q, start=previous_start)
+    bucket = day_number if interval == "day" else week_number
+    rows = await _bucketed(session, q, p, bucket)
+    drivers, period_drivers = await _unique_drivers(session, q, previous_start, bucket)
+
+    def bucket_of(t: int) -> int:
+        day = (t + q.window.offset(t)) // DAY
+        return day if interval == "day" else (day + 3) // 7
+
+    first, last = bucket_of(q.window.start), bucket_of(q.window.measured_end - 1)
+    series: dict[int, dict[str, Any]] = {
+        b: {"sessions": 0, "energy_wh": 0, "revenue": {}} for b in range(first, last + 1)
+    }
+    periods = [{"sessions": 0, "energy_wh": 0, "revenue": {}} for _ in range(2)]
+    for b, period, currency, sessions, energy, revenue, _occupied in rows:
+        targets = [periods[int(period)]] + ([series[int(b)]] if int(period) == 1 and int(b) in series else [])
+        for target in targets:
+            target["sessions"] += int(sessions)
+            target["energy_wh"] += int(energy)
+            if revenue:
+                target["revenue"][currency] = target["revenue"].get(currency, 0) + int(revenue)
+
+    def shaped(values: dict[str, Any], unique: int) -> dict[str, Any]:
+        return {
+            "sessions": values["sessions"],
+            "energy_kwh": kwh(values["energy_wh"]),
+            "revenue": {c: amount(v) for c, v in sorted(values["revenue"].items())},
+            "unique_drivers": unique,
+        }
+
+    def start_date(b: int) -> str:
+        return q.window.local_date(b if interval == "day" else b * 7 - 3)
+
+    current = shaped(periods[1], period_drivers.get(1, 0))
+    previous = shaped(periods[0], period_drivers.get(0, 0))
+    currencies = sorted(set(current["revenue"]) | set(previous["revenue"]))
+    return {
+        "window": _window_info(q, p),
+        "interval": interval,
+        "series": [{"start": start_date(b), **shaped(v, drivers.get(b, 0))} for b, v in sorted(series.items())],
+        "current": current,
+        "previous": previous,
+        "change_pct": {
+            "sessions": _pct(current["sessions"], previous["sessions"]),
+            "energy_kwh": _pct(current["energy_kwh"], previous["energy_kwh"]),
+            "unique_drivers": _pct(current["unique_drivers"], previous["unique_drivers"]),
+            "revenue": {
+                c: _pct(current["revenue"].get(c, 0.0), previous["revenue"].get(c, 0.0)) for c in currencies
+            },
+        },
+    }
+
+
+def _per_station_ctes(d: Dialect, q: Query, p: Plan, params: dict[str, Any]) -> list[str]:
+    """CTEs ending with `per (station_id, currency, measures...)`: the window's totals per station and currency."""
+    ctes, facts = station_facts(d, q.scope, p, q.window, params)
+    sums = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
+    return [*ctes, f"per AS (SELECT station_id, currency, {sums} FROM ({facts}) f GROUP BY station_id, currency)"]
+
+
+async def popular(
+    session: AsyncSession,
+    *,
+    q: Query,
+    by: Literal["sessions", "energy", "revenue"],
+    currency: str,
+    limit: int,
+) -> dict[str, Any]:
+    """The top stations by sessions, energy or revenue (in `currency`), with all their figures."""
+    p = await _plan(session, q)
+    params: dict[str, Any] = {"limit": limit, "rank_currency": currency}
+    order = {"sessions": "sessions", "energy": "energy_wh", "revenue": "rank_revenue"}[by]
+    select = f"""SELECT r.station_id, s.name, s.operator, s.country, r.sessions, r.energy_wh, r.occupied_s,
+            per.currency, per.revenue_cents
+        FROM (SELECT station_id, SUM(sessions) AS sessions, SUM(energy_wh) AS energy_wh,
+                     SUM(occupied_s) AS occupied_s,
+                     SUM(CASE WHEN currency = :rank_currency THEN revenue_cents ELSE 0 END) AS rank_revenue
+              FROM per GROUP BY station_id HAVING SUM(sessions) > 0
+              ORDER BY {order} DESC, station_id LIMIT :limit) r
+        JOIN stations s ON s.id = r.station_id
+        JOIN per ON per.station_id = r.station_id"""
+    ctes = _per_station_ctes(dialect_of(session), q, p, params)
+    rows = await _rows(session, f"{with_clause(ctes)}{select} ORDER BY r.{order} DESC, r.station_id", params)
+    items: dict[int, dict[str, Any]] = {}
+    for station_id, name, operator, country, sessions, energy, occupied, cur, revenue in rows:
+        item = items.setdefault(
+            station_id,
+            {
+                "station_id": station_id,
+                "name": name,
+                "operator": operator,
+                "country": country,
+                "sessions": int(sessions),
+                "energy_kwh": kwh(energy),
+                "occupied_hours": round(int(occupied) / HOUR, 3),
+                "revenue": {},
+            },
+        )
+        if revenue:
+            item["revenue"][cur] = amount(revenue)
+    return {"window": _window_info(q, p), "by": by, "currency": currency, "items": list(items.values())}
+
+
+async def revenue(
+    session: AsyncSession, *, q: Query, group_by: Literal["day", "station", "operator"], limit: int
+) -> dict[str, Any]:
+    """Revenue totals (and sessions, energy) per local day, station or operator, per currency."""
+    p = await _plan(session, q)
+    if group_by == "day":
+        rows = await _bucketed(session, q, p, day_number)
+        # Buckets holding only the occupied time of sessions started earlier have no revenue row.
+        keyed = [(q.window.local_date(int(b)), None, cur, s, e, r) for b, _p, cur, s, e, r, _o in rows if s]
+    else:
+        params: dict[str, Any] = {"limit": limit}
+        if group_by == "station":
+            key, label, group = "per.station_id", "MIN(s.name)", "per.station_id"
+        else:
+            key, label, group = "COALESCE(s.operator, '')", "NULL", "COALESCE(s.operator, '')"
+        select = f"""SELECT {key} AS k, {label} AS label, per.currency, SUM(per.sessions), SUM(per.energy_wh),
+                SUM(per.revenue_cents)
+            FROM per JOIN stations s ON s.id = per.station_id GROUP BY {group}, per.currency
+            HAVING SUM(per.sessions) > 0"""
+        ctes = _per_station_ctes(dialect_of(session), q, p, params)
+        rows = await _rows(session, f"{with_clause(ctes)}{select} ORDER BY 6 DESC, 1 LIMIT :limit", params)
+        keyed = [(str(k), label, cur, s, e, r) for k, label, cur, s, e, r in rows]
+    out = [
+        {
+            "key": k,
+            "label": label,
+            "currency": cur,
+            "sessions": int(s),
+            "energy_kwh": kwh(e),
+            "amount": amount(r),
+        }
+        for k, label, cur, s, e, r in keyed
+    ]
+    if group_by == "day":
+        out.sort(key=lambda row: (row["key"], row["currency"]))
+    totals: dict[str, int] = {}
+    for _k, _label, cur, _s, _e, r in keyed:
+        totals[cur] = totals.get(cur, 0) + int(r)
+    return {
+        "window": _window_info(q, p),
+        "group_by": group_by,
+        "rows": out,
+        "totals": {c: amount(v) for c, v in sorted(totals.items()) if group_by == "day"},
+    }
+
+
+async def utilization(session: AsyncSession, *, q: Query, limit: int) -> dict[str, Any]:
+    """Occupied time / available time per station over the window (up to now).
+
+    Available time is the station's connectors (x quantity) times the window, less the time the status
+    history shows the station (all its connectors) or a connector as out of service, removed or planned."""
+    p = await _plan(session, q)
+    d = dialect_of(session)
+    w0, w1 = q.window.start, q.window.measured_end
+    params: dict[str, Any] = {"limit": limit, "u_w0": w0, "u_w1": w1, "u_w1_ts": d.timestamp_param(w1)}
+    big = (lambda n: f":{n}") if d.sqlite else (lambda n: f"CAST(:{n} AS BIGINT)")
+    scope_where = q.scope.where(params)
+    changed = d.epoch("h.changed_at")
+    unavailable = ", ".join(f"'{u}'" for u in UNAVAILABLE)
+    unavailable_until = d.least(f"COALESCE(hist.t1, {big('u_w1')})", big("u_w1"))
+    unavailable_from = d.greatest("hist.t0", big("u_w0"))
+    ctes = [
+        *_per_station_ctes(d, q, p, params),
+        f"""cap AS (SELECT c.station_id, SUM(c.quantity) AS n FROM connectors c JOIN stations s ON s.id = c.station_id
+            WHERE {scope_where} GROUP BY c.station_id)""",
+        f"""hist AS (
+            SELECT h.station_id, h.connector_id, h.status, {changed} AS t0,
+                LEAD({changed}) OVER (PARTITION BY h.station_id, h.connector_id ORDER BY h.changed_at, h.id) AS t1
+            FROM status_history h JOIN stations s ON s.id = h.station_id
+            WHERE h.changed_at < :u_w1_ts AND {q.scope.where(params, "h.station_id")}
+              AND (h.status IN ({unavailable}) OR h.previous_status IN ({unavailable})))""",
+        f"""down AS (
+            SELECT hist.station_id, SUM(({unavailable_until} - {unavailable_from})
+                * CASE WHEN hist.connector_id IS NULL THEN COALESCE(cap.n, 0) ELSE COALESCE(c.quantity, 1) END
+            ) AS seconds
+            FROM hist LEFT JOIN cap ON cap.station_id = hist.station_id
+            LEFT JOIN connectors c ON c.id = hist.connector_id
+            WHERE hist.status IN ({unavailable}) AND {unavailable_until} > {unavailable_from}
+            GROUP BY hist.station_id)""",
+        """occ AS (SELECT station_id, SUM(occupied_s) AS occupied_s, SUM(sessions) AS sessions
+            FROM per GROUP BY station_id)""",
+    ]
+    rows = await _rows(
+        session,
+        f"""{with_clause(ctes)}SELECT cap.station_id, s.name, s.operator, cap.n, COALESCE(occ.occupied_s, 0),
+            COALESCE(occ.sessions, 0), COALESCE(down.seconds, 0)
+        FROM cap JOIN stations s ON s.id = cap.station_id
+        LEFT JOIN occ ON occ.station_id = cap.station_id
+        LEFT JOIN down ON down.station_id = cap.station_id""",
+        params,
+    )
+    span = w1 - w0
+    items = []
+    total_occupied = total_available = 0
+    for station_id, name, operator, n, occupied, sessions, down in rows:
+        available = max(int(n) * span - int(down), 0)
+        total_occupied += int(occupied)
+        total_available += available
+        items.append(
+            {
+                "station_id": station_id,
+                "name": name,
+                "operator": operator,
+                "connectors": int(n),
+                "sessions": int(sessions),
+                "occupied_hours": round(int(occupied) / HOUR, 3),
+                "available_hours": round(available / HOUR, 3),
+                "utilization": round(int(occupied) / available, 4) if available else 0.0,
+            }
+        )
+    items.sort(key=lambda i: (-i["utilization"], i["station_id"]))
+    return {
+        "window": _window_info(q, p),
+        "overall": round(total_occupied / total_available, 4) if total_available else 0.0,
+        "stations": len(items),
+        "items": items[:limit],
+    }
+
+
+async def ratings(session: AsyncSession, *, q: Query, windowed: bool, limit: int) -> dict[str, Any]:
+    """Average, count and 1-5 distribution of reviews per station and per operator (reviews updated in the
+    window when one is asked for)."""
+    params: dict[str, Any] = {"limit": limit}
+    d = dialect_of(session)
+    where = q.scope.where(params)
+    if windowed:
+        params.update(r_a=d.timestamp_param(q.window.start), r_b=d.timestamp_param(q.window.end))
+        where += " AND r.updated_at >= :r_a AND r.updated_at < :r_b"
+    dist = ", ".join(f"SUM(CASE WHEN r.rating = {i} THEN 1 ELSE 0 END)" for i in range(1, 6))
+    base = f"FROM reviews r JOIN stations s ON s.id = r.station_id WHERE {where}"
+    stations = await _rows(
+        session,
+        f"SELECT r.station_id, MIN(s.name), MIN(s.operator), COUNT(*), AVG(r.rating * 1.0), {dist} {base} "
+        f"GROUP BY r.station_id ORDER BY COUNT(*) DESC, r.station_id LIMIT :limit",
+        params,
+    )
+    operators = await _rows(
+        session,
+        f"SELECT COALESCE(s.operator, ''), COUNT(*), AVG(r.rating * 1.0), {dist} {base} "
+        f"GROUP BY COALESCE(s.operator, '') ORDER BY COUNT(*) DESC, 1 LIMIT :limit",
+        params,
+    )
+
+    def stats(count: Any, avg: Any, dist_values: Any) -> dict[str, Any]:
+        return {
+            "count": int(count),
+            "average": round(float(avg), 3),
+            "distribution": {str(i + 1): int(v) for i, v in enumerate(dist_values)},
+        }
+
+    return {
+        "window": {"from": q.window.start, "to": q.window.end, "tz": q.window.tz, "source": "raw"}
+        if windowed
+        else None,
+        "stations": [
+            {"station_id": r[0], "name": r[1], "operator": r[2], **stats(r[3], r[4], r[5:])} for r in stations
+        ],
+        "operators": [{"operator": r[0], **stats(r[1], r[2], r[3:])} for r in operators],
+    }
