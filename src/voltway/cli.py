@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from voltway.accounts.cli import keys_app
+from voltway.analytics.cli import analytics_app
 from voltway.core.commands import settings_or_exit
 from voltway.ingest.cli import import_app
 from voltway.jobs.cli import worker
@@ -15,6 +16,7 @@ app = typer.Typer(help="VoltWay: an open platform for electric-vehicle charging.
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(analytics_app, name="analytics")
 app.add_typer(import_app, name="import")
 app.command("worker")(worker)
 

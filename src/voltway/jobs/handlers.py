@@ -3,5 +3,6 @@
 Add one import line per feature module (e.g. `voltway.analytics.jobs`).
 """
 
+import voltway.analytics.jobs  # noqa: F401
 import voltway.ingest.jobs  # noqa: F401
 import voltway.jobs.maintenance  # noqa: F401
