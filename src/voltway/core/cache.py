@@ -7,7 +7,8 @@ the value itself is then served from the memory tier when this process has it.
 
 Redis failures open a circuit breaker: for `RETRY_AFTER` seconds the cache runs on the memory tier alone
 (entries then live at most `DEGRADED_TTL` seconds, since bumps by other processes cannot be seen), bumps made
-meanwhile are replayed when Redis answers again, and the Redis tier comes back by itself.
+meanwhile are carried over to Redis when it answers again (its version is raised past any this process has
+seen, which also covers a Redis that restarted empty), and the Redis tier comes back by itself.
 
 A cold key is computed once: single-flight per process, plus a short `SET NX` lock across processes.
 """
@@ -45,6 +46,12 @@ DEFAULT_EXCLUDE = ("session", "db", "request", "settings")
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 _RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RAISE_VERSION = """
+local current = tonumber(redis.call('get', KEYS[1]) or '0')
+local wanted = tonumber(ARGV[1])
+if current < wanted then redis.call('set', KEYS[1], wanted) return wanted end
+return current
+"""
 
 
 class MemoryTier:
@@ -94,7 +101,6 @@ class TieredCache:
         self.prefix = "voltway"
         self.redis: aioredis.Redis | None = None
         self._versions: dict[str, int] = {}
-        self._pending_bumps: set[str] = set()
         self._down_until = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self.stats = {"hit": 0, "miss": 0, "error": 0}
@@ -107,7 +113,6 @@ class TieredCache:
         self.default_ttl = default_ttl
         self.prefix = prefix
         self._versions.clear()
-        self._pending_bumps.clear()
         self._down_until = 0.0
         self.redis = (
             aioredis.Redis.from_url(
@@ -144,45 +149,37 @@ class TieredCache:
 
     async def version(self, namespace: str) -> tuple[int, bool]:
         """The namespace's current version and whether it came from Redis."""
+        known = self._versions.get(namespace, 0)
         if self.redis_up:
             assert self.redis is not None
             try:
-                if self._pending_bumps:
-                    await self._replay_bumps()
                 raw = await self.redis.get(self._vkey(namespace))
+                version = int(raw) if raw is not None else 0
+                if version < known:
+                    # Redis lost the version (restarted empty) or missed bumps made while it was away:
+                    # move it past every version this process has seen, so no older entry can match.
+                    version = int(await self.redis.eval(_RAISE_VERSION, 1, self._vkey(namespace), known + 1))
+                    self.memory.clear()
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, namespace)
             else:
-                version = int(raw) if raw is not None else 0
                 self._versions[namespace] = version
                 return version, True
-        return self._versions.get(namespace, 0), False
-
-    async def _replay_bumps(self) -> None:
-        assert self.redis is not None
-        pending, self._pending_bumps = self._pending_bumps, set()
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for namespace in pending:
-                    pipe.incr(self._vkey(namespace))
-                await pipe.execute()
-        except BaseException:
-            self._pending_bumps |= pending
-            raise
-        self.memory.clear()
+        return known, False
 
     async def invalidate(self, namespace: str) -> None:
-        """Make every cached answer of `namespace` stale, in every process."""
+        """Make every cached answer of `namespace` stale, in every process.
+
+        While Redis is away only this process's version moves; `version()` carries it over to Redis later.
+        """
         self._versions[namespace] = self._versions.get(namespace, 0) + 1
-        if self.redis is None:
-            return
         if self.redis_up:
+            assert self.redis is not None
             try:
-                self._versions[namespace] = int(await self.redis.incr(self._vkey(namespace)))
-                return
+                version = int(await self.redis.incr(self._vkey(namespace)))
+                self._versions[namespace] = max(version, self._versions[namespace])
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, namespace)
-        self._pending_bumps.add(namespace)
 
     # -------------------------------------------------------------------------- values
     def _rkey(self, namespace: str, version: int, key: str) -> str:
