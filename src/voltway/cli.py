@@ -44,13 +44,20 @@ def serve(
         from voltway.ingest.demo import load_demo
 
         typer.echo(asyncio.run(load_demo(settings)))
-    uvicorn.run(
-        "voltway.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        loop="uvloop",
-        http="httptools",
-    )
+    from voltway.core.logging import configure_logging
+    from voltway.core.metrics import multiprocess_metrics
+
+    configure_logging(settings)  # uvicorn's own loggers go through the JSON handlers (log_config=None)
+    with multiprocess_metrics(workers):
+        uvicorn.run(
+            "voltway.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+            access_log=False,  # the request middleware writes the access line
+            loop="uvloop",
+            http="httptools",
+        )

@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from voltway.settings import Settings
@@ -32,7 +33,7 @@ _SENSITIVE_TEXT = re.compile(
     r"|(?P<bearer>\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]+)"
     r"|(?P<jwt>\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*)"
     r"|(?P<assign>\b(?:password|passwd|pwd|secret|secret_key|token|access_token|refresh_token|api_key|apikey"
-    r"|x-api-key|authorization)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',;}]+",
+    r"|x-api-key|authorization)[\"']?\s*[=:]\s*[\"']?)(?!(?:Bearer|Basic)\s)[^\s&\"',;}]+",
     re.IGNORECASE,
 )
 MAX_BYTES = 10 * 1024 * 1024
@@ -74,6 +75,8 @@ class JsonFormatter(OrjsonFormatter):
             "%(levelname)s %(name)s %(message)s",
             rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
             timestamp=True,
+            # uvicorn's `color_message` duplicates the message with terminal escapes.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message", _CACHE_ATTR],
         )
 
     def format(self, record: logging.LogRecord) -> str:
@@ -86,7 +89,6 @@ class JsonFormatter(OrjsonFormatter):
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
-        log_data.pop(_CACHE_ATTR, None)
         context = request_context.get()
         if context:
             for key, value in context.items():

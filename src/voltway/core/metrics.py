@@ -8,9 +8,12 @@ aggregates them (gauges by their `multiprocess_mode`).
 
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -188,6 +191,25 @@ def build_registry(extra: Iterable[Collector] = ()) -> CollectorRegistry:
     for collector in extra:
         registry.register(collector)
     return registry
+
+
+@contextmanager
+def multiprocess_metrics(workers: int) -> Iterator[None]:
+    """For a run with several worker processes, point prometheus-client at a fresh directory (removed after).
+
+    Must wrap the start of the workers: each worker reads `PROMETHEUS_MULTIPROC_DIR` when it imports this
+    module. A directory configured by the operator is used as it is.
+    """
+    if workers < 2 or multiprocess_dir() is not None:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="voltway-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def mark_dead(pid: int) -> None:

@@ -1,0 +1,149 @@
+"""JSON log lines: request correlation, slow requests, error log, redaction, uvicorn through the same handlers."""
+
+import asyncio
+import logging
+import logging.handlers
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.observability.conftest import read_log, scrape, value
+from voltway.core.logging import BACKUP_COUNT, MAX_BYTES, REDACTED, redact, request_context
+
+
+
+@pytest.fixture
+def backend() -> str:
+    """Logging does not depend on the database: SQLite only."""
+    return "sqlite"
+
+
+def _routes(app: FastAPI) -> None:
+    log = logging.getLogger("voltway.test")
+
+    @app.get("/test/chatty")
+    async def chatty() -> dict[str, str]:
+        log.info("inside the handler", extra={"station_id": 7})
+        return {"ok": "yes"}
+
+    @app.get("/test/slow")
+    async def slow() -> dict[str, str]:
+        await asyncio.sleep(0.08)
+        return {"ok": "slow"}
+
+    @app.get("/test/leak")
+    async def leak() -> None:
+        log.warning(
+            "login for api key vw_AbCdEf123456789 with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOjF9.c2ln",
+            extra={"password": "hunter2", "form": {"username": "ann", "client_secret": "s3cr3t"}},
+        )
+        raise RuntimeError("db said: password=hunter2 token=abc.def")
+
+
+async def test_every_line_of_a_request_carries_its_request_id(app_factory, log_dir: Path) -> None:
+    async with app_factory(_routes) as client:
+        own = await client.get("/test/chatty", headers={"X-Request-ID": "client-id_1.2"})
+        generated = await client.get("/test/chatty")
+        invalid = await client.get("/test/chatty", headers={"X-Request-ID": "no spaces allowed"})
+    assert own.headers["x-request-id"] == "client-id_1.2"
+    generated_id = generated.headers["x-request-id"]
+    assert len(generated_id) == 32 and generated_id != "client-id_1.2"
+    assert invalid.headers["x-request-id"] not in ("no spaces allowed", generated_id)
+    assert float(own.headers["x-process-time"]) > 0
+
+    lines = read_log(log_dir / "app.log")
+    for request_id in ("client-id_1.2", generated_id, invalid.headers["x-request-id"]):
+        mine = [line for line in lines if line.get("request_id") == request_id]
+        handler_line = next(line for line in mine if line["logger"] == "voltway.test")
+        assert handler_line["message"] == "inside the handler" and handler_line["station_id"] == 7
+        access = next(line for line in mine if line["logger"] == "voltway.access")
+        assert access["level"] == "INFO"
+        assert access["method"] == "GET" and access["route"] == "/test/chatty" and access["status"] == 200
+        assert access["client"] == "127.0.0.1" and access["duration_ms"] > 0 and access["slow"] is False
+        assert {"timestamp", "level", "logger", "message"} <= set(access)
+    # Lines outside a request carry no request id.
+    assert not any("request_id" in line for line in lines if line["logger"] == "voltway.core.logging.outside")
+
+
+async def test_slow_request_logged_at_warning_and_counted(app_factory, log_dir: Path) -> None:
+    async with app_factory(_routes, slow_request_threshold=0.05) as client:
+        before = await scrape(client)
+        slow = await client.get("/test/slow")
+        await client.get("/test/chatty")
+        after = await scrape(client)
+    slow_id = slow.headers["x-request-id"]
+    lines = [line for line in read_log(log_dir / "app.log") if line["logger"] == "voltway.access"]
+    lines = [line for line in lines if line["route"] != "/metrics"]  # a cold first scrape may be slow too
+    slow_lines = [line for line in lines if line["slow"]]
+    assert [line["request_id"] for line in slow_lines] == [slow_id]
+    assert slow_lines[0]["level"] == "WARNING" and slow_lines[0]["duration_ms"] >= 80
+    assert value(after, "voltway_http_slow_requests_total", method="GET", route="/test/slow") - value(
+        before, "voltway_http_slow_requests_total", method="GET", route="/test/slow"
+    ) == 1
+    assert value(after, "voltway_http_slow_requests_total", method="GET", route="/test/chatty") == 0
+
+
+async def test_no_secret_reaches_a_log_line(app_factory, log_dir: Path) -> None:
+    async with app_factory(_routes) as client:
+        response = await client.get(
+            "/test/leak?api_key=vw_QueryKey987654", headers={"X-API-Key": "vw_HeaderKey12345678"}
+        )
+    assert response.status_code == 500
+    text = (log_dir / "app.log").read_text() + (log_dir / "error.log").read_text()
+    for secret in ("hunter2", "s3cr3t", "vw_AbCdEf123456789", "eyJhbGciOiJIUzI1NiJ9", "abc.def", "QueryKey987654",
+                   "HeaderKey12345678"):
+        assert secret not in text, secret
+    warning = next(line for line in read_log(log_dir / "app.log") if line["logger"] == "voltway.test")
+    assert warning["password"] == REDACTED
+    assert warning["form"] == {"username": "ann", "client_secret": REDACTED}
+    assert warning["message"] == f"login for api key vw_{REDACTED} with Authorization: Bearer {REDACTED}"
+
+
+def test_redact_keeps_ordinary_text() -> None:
+    assert redact("GET /api/v1/stations?lat=52.5&lon=13.4 200") == "GET /api/v1/stations?lat=52.5&lon=13.4 200"
+    assert redact({"token_type": "bearer", "count": 3}) == {"token_type": REDACTED, "count": 3}
+    assert redact("password: 'x y'") == f"password: '{REDACTED} y'"
+    assert redact(["refresh_token=abc", 5]) == [f"refresh_token={REDACTED}", 5]
+
+
+async def test_errors_go_to_error_log_with_traceback(app_factory, log_dir: Path) -> None:
+    async with app_factory(_routes) as client:
+        await client.get("/test/chatty")
+        failed = await client.get("/test/leak")
+    errors = read_log(log_dir / "error.log")
+    assert [line["level"] for line in errors] == ["ERROR"]
+    assert errors[0]["request_id"] == failed.headers["x-request-id"]
+    assert errors[0]["logger"] == "voltway.errors"
+    assert "RuntimeError" in errors[0]["exception"] and "Traceback" in errors[0]["exception"]
+
+
+async def test_uvicorn_and_library_loggers_use_the_json_handlers(app_factory, log_dir: Path) -> None:
+    async with app_factory():
+        logging.getLogger("uvicorn.error").info("Started server process [1]")
+        logging.getLogger("sqlalchemy.engine").warning("pool is full")
+    lines = read_log(log_dir / "app.log")
+    assert {"logger": "uvicorn.error", "message": "Started server process [1]", "level": "INFO"}.items() <= next(
+        line for line in lines if line["logger"] == "uvicorn.error"
+    ).items()
+    assert any(line["logger"] == "sqlalchemy.engine" and line["level"] == "WARNING" for line in lines)
+    assert request_context.get() is None
+
+
+async def test_log_files_rotate_at_10_mb(app_factory, log_dir: Path) -> None:
+    async with app_factory():
+        handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
+    by_file = {Path(h.baseFilename).name: h for h in handlers}
+    assert set(by_file) == {"app.log", "error.log"}
+    assert all(h.maxBytes == 10 * 1024 * 1024 == MAX_BYTES and h.backupCount == BACKUP_COUNT for h in handlers)
+    assert by_file["error.log"].level == logging.ERROR
+    assert Path(by_file["app.log"].baseFilename).parent == log_dir.resolve()
+
+
+async def test_log_level_setting(app_factory, log_dir: Path) -> None:
+    async with app_factory(_routes, log_level="WARNING") as client:
+        await client.get("/test/chatty")
+        await client.get("/test/leak")
+    levels = {line["level"] for line in read_log(log_dir / "app.log")}
+    assert levels == {"WARNING", "ERROR"}
