@@ -1,8 +1,15 @@
 """Real processes for end-to-end tests: `voltway serve` on a free port, and headless Chromium looking at it.
 
-Chromium is skipped when absent, except under CI=true where it is a failure (`.ci/run` installs it).
+Two ways to use Chromium: one-shot (`dump_dom`, `screenshot`: the page after some virtual time), and driven
+(`browser_page`: a small DevTools-protocol client to evaluate JavaScript, wait for conditions, click, and
+collect uncaught page errors). Chromium is skipped when absent, except under CI=true where it is a failure
+(`.ci/run` installs it).
 """
 
+import asyncio
+import base64
+import itertools
+import json
 import os
 import shutil
 import signal
@@ -10,12 +17,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -119,3 +128,109 @@ def screenshot(
     )
     assert path.exists() and path.stat().st_size > 0, "chromium wrote no screenshot"
     return path
+
+
+class Page:
+    """One Chromium tab over the DevTools protocol. `errors` collects uncaught exceptions and console errors."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self._socket = socket
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.errors: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for raw in self._socket:
+            message = json.loads(raw)
+            if "id" in message:
+                future = self._waiting.pop(message["id"], None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+            elif message.get("method") == "Runtime.exceptionThrown":
+                details = message["params"]["exceptionDetails"]
+                self.errors.append(details.get("exception", {}).get("description") or details.get("text", ""))
+            elif message.get("method") == "Runtime.consoleAPICalled" and message["params"]["type"] == "error":
+                self.errors.append(" ".join(str(a.get("value", a.get("description"))) for a in message["params"]["args"]))
+
+    async def send(self, method: str, params: dict[str, Any] | None = None, *, timeout: float = 30) -> dict[str, Any]:
+        ident = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[ident] = future
+        await self._socket.send(json.dumps({"id": ident, "method": method, "params": params or {}}))
+        reply = await asyncio.wait_for(future, timeout)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    async def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression (promises awaited)."""
+        result = await self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression!r} raised: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, *, timeout: float = 20) -> Any:
+        """Poll a JavaScript expression until it is truthy; its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {expression!r} (page errors: {self.errors})")
+            await asyncio.sleep(0.1)
+
+    async def goto(self, url: str, *, timeout: float = 30) -> None:
+        await self.send("Page.navigate", {"url": url})
+        await self.wait_for("document.readyState === 'complete'", timeout=timeout)
+
+    async def screenshot(self, path: Path) -> Path:
+        data = await self.send("Page.captureScreenshot", {"format": "png"})
+        path.write_bytes(base64.b64decode(data["data"]))
+        return path
+
+    async def close(self) -> None:
+        self._reader.cancel()
+
+
+@asynccontextmanager
+async def browser_page(profile: Path, *, window: tuple[int, int] = (1280, 800)) -> AsyncIterator[Page]:
+    """A headless Chromium with one blank tab, driven over the DevTools protocol."""
+    port = free_port()
+    command = [chromium_path(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
+               f"--window-size={window[0]},{window[1]}", "about:blank"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        target = None
+        async with httpx.AsyncClient(timeout=1) as http:
+            for _ in range(300):
+                try:
+                    targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
+                    target = next((t for t in targets if t.get("type") == "page"), None)
+                except httpx.TransportError:
+                    pass
+                if target is not None:
+                    break
+                if process.poll() is not None:
+                    pytest.fail(f"chromium exited with {process.returncode}")
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("chromium's DevTools endpoint did not answer")
+        async with connect(target["webSocketDebuggerUrl"], max_size=None) as socket:
+            page = Page(socket)
+            await page.send("Runtime.enable")
+            await page.send("Page.enable")
+            try:
+                yield page
+            finally:
+                await page.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

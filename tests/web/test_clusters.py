@@ -98,7 +98,7 @@ def expected_cell(bbox: tuple[float, float, float, float], zoom: int) -> float:
     min_lon, min_lat, max_lon, max_lat = bbox
     width = max_lon - min_lon if min_lon <= max_lon else max_lon - min_lon + 360
     height = max_lat - min_lat
-    k = zoom + 2
+    k = zoom + 1
     bound = max(math.sqrt(width * height / 256), max(width, height) / 32)
     if bound > 0:
         while 360 / 2**k < bound:

@@ -1,9 +1,10 @@
 """Map clusters: stations in a bounding box grouped on a zoom-dependent grid, aggregated in the database.
 
 The grid is global and made of square cells of `360 / 2**k` degrees, so a cell at one zoom splits into four
-at the next and clusters stay put while the map pans. `k` is `zoom + 2` (a cell is about 64 screen pixels
-on a 256-pixel-tile map), lowered when the box is large for its zoom so that the answer holds at most a few
-hundred features whatever the client asks. A cell with one station is that station's point.
+at the next and clusters stay put while the map pans. `k` is `zoom + 1` (a cell is about 128 screen pixels
+on a 256-pixel-tile map, so cluster markers rarely overlap), lowered when the box is large for its zoom so
+that the answer holds at most a few hundred features whatever the client asks. A cell with one station is
+that station's point.
 """
 
 import math
@@ -30,7 +31,7 @@ def cell_size(box: GeoBox, zoom: int) -> float:
     """The grid cell (degrees) for a box at a zoom: a power-of-two fraction of 360 (see module docstring)."""
     width = sum(east - west for west, east in box.lon_ranges)
     height = box.max_lat - box.min_lat
-    k = zoom + 2
+    k = zoom + 1
     bound = max(math.sqrt(width * height / MAX_CELLS), max(width, height) / MAX_SIDE)
     if bound > 0:
         k = min(k, math.floor(math.log2(360.0 / bound)))

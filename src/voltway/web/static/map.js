@@ -110,6 +110,12 @@
     }
     return [west, south, east, north].map((v) => +v.toFixed(6));
   }
+  /* Padding that keeps framed stations clear of the panel (beside the map on wide screens). */
+  function framePadding() {
+    const panel = document.getElementById("panel");
+    const beside = !panel.classList.contains("collapsed") && panel.offsetWidth < window.innerWidth / 2;
+    return { paddingTopLeft: [beside ? panel.offsetWidth + 40 : 30, 30], paddingBottomRight: [30, 30] };
+  }
   /* A longitude moved by whole turns next to the map centre, so markers show on the copy of the world in view. */
   function nearCentre(lon) {
     const centre = map.getCenter().lng;
@@ -130,7 +136,7 @@
 
   // --------------------------------------------------------------------------- clusters & points
   function clusterIcon(props) {
-    const size = Math.round(30 + Math.min(26, Math.log10(props.count) * 11));
+    const size = Math.round(30 + Math.min(20, Math.log10(props.count) * 8));
     const html = `<div class="vw-cluster ${props.available > 0 ? "some-available" : "none-available"}"
       data-count="${props.count}" title="${props.count} stations, ${props.available} available">${formatCount(props.count)}</div>`;
     return L.divIcon({ html, className: "vw-marker", iconSize: [size, size] });
@@ -170,7 +176,7 @@
     const bounds = L.latLngBounds([south, nearCentre(west)], [north, nearCentre(east)]);
     const target = map.getBoundsZoom(bounds, false, L.point(60, 60));
     if (target > map.getZoom() && map.getZoom() < map.getMaxZoom()) {
-      map.flyToBounds(bounds, { padding: [60, 60], maxZoom: Math.min(map.getMaxZoom(), target), duration: 0.6 });
+      map.flyToBounds(bounds, { ...framePadding(), maxZoom: Math.min(map.getMaxZoom(), target), duration: 0.6 });
       return;
     }
     // Stations at (nearly) the same spot: list them instead of zooming further.
@@ -369,7 +375,7 @@
       const points = world.features.flatMap((f) => f.properties.cluster
         ? [[f.properties.bbox[1], f.properties.bbox[0]], [f.properties.bbox[3], f.properties.bbox[2]]]
         : [[f.geometry.coordinates[1], f.geometry.coordinates[0]]]);
-      if (points.length) map.fitBounds(L.latLngBounds(points), { padding: [40, 40], maxZoom: 12, animate: false });
+      if (points.length) map.fitBounds(L.latLngBounds(points), { ...framePadding(), maxZoom: 12, animate: false });
       refresh();
     }).catch(() => refresh());
   }
