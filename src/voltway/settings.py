@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("voltway", min_length=1)
     # A running job whose heartbeat is older than this is taken as dead and retried.
     job_lease_seconds: float = Field(60.0, gt=0)
+    # Per-name rate-limit overrides, JSON: {"jobs.write": "10/minute"} (see core/ratelimit.py).
+    rate_limits: dict[str, str] = Field(default_factory=dict)
     secret_key: str | None = Field(None, min_length=32)
     # Where VoltWay keeps what it generates for itself (the stored secret key, export files).
     data_dir: Path = Path("./.voltway")
