@@ -3,10 +3,12 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query as Q
+from fastapi import APIRouter, Depends, Query as Q, Security
 
-from voltway.accounts.dependencies import OperatorKey
+from voltway.accounts.dependencies import AppSettings, OperatorKey, bearer_token, current_driver
+from voltway.accounts.models import User
 from voltway.analytics import queries
+from voltway.analytics.recommendations import recommend
 from voltway.analytics.facts import Scope
 from voltway.analytics.queries import Query
 from voltway.analytics.schemas import (
@@ -14,15 +16,17 @@ from voltway.analytics.schemas import (
     PeakHoursOut,
     PopularOut,
     RatingsOut,
+    RecommendationsOut,
     RevenueOut,
     TrendsOut,
     UtilizationOut,
 )
 from voltway.analytics.window import MAX_DAYS, resolve_window
-from voltway.core.db import Session, utcnow
+from voltway.core.db import DB, Session, utcnow
 from voltway.core.errors import InvalidInput, error_responses
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
+me_router = APIRouter(prefix="/me", tags=["recommendations"])
 
 ERRORS = error_responses(401, 403, 422)
 
@@ -173,3 +177,30 @@ async def utilization(_key: OperatorKey, session: Session, filters: FiltersDep, 
 )
 async def ratings(_key: OperatorKey, session: Session, filters: FiltersDep, limit: Limit = 50) -> dict[str, Any]:
     return await queries.ratings(session, q=filters.query(), windowed=filters.explicit_window, limit=limit)
+
+
+async def optional_driver(
+    session: Session, settings: AppSettings, token: Annotated[str | None, Security(bearer_token)]
+) -> User | None:
+    """The driver of a bearer token when one is sent (an invalid one is 401), else None (anonymous)."""
+    return await current_driver(session, settings, token) if token else None
+
+
+@me_router.get(
+    "/recommendations",
+    response_model=RecommendationsOut,
+    summary="Recommended stations nearby",
+    description="Nearby stations ranked for the driver of the bearer token (car connectors, favorites, history) "
+    "or, without a token, for anyone; each with its score and reasons. The scoring is documented in "
+    "`analytics/recommendations.py` and the README.",
+    responses=error_responses(401, 422),
+)
+async def recommendations(
+    session: Session,
+    db: DB,
+    user: Annotated[User | None, Depends(optional_driver)],
+    lat: Annotated[float, Q(ge=-90, le=90)],
+    lon: Annotated[float, Q(ge=-180, le=180)],
+    limit: Annotated[int, Q(ge=1, le=50)] = 10,
+) -> dict[str, Any]:
+    return await recommend(session, db, lat=lat, lon=lon, limit=limit, user=user)

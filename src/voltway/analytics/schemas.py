@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from voltway.stations.schemas import StationOut
+
 Revenue = dict[str, float]
 
 
@@ -157,7 +159,13 @@ class RatingsOut(BaseModel):
     operators: list[OperatorRatings]
 
 
-class RebuildOut(BaseModel):
-    from_: int = Field(alias="from")
-    through: int
-    rows: int
+class Recommendation(BaseModel):
+    station: StationOut
+    score: float = Field(ge=0, le=1, description="Weighted sum of the components (see the scoring table)")
+    reasons: list[str] = Field(description='e.g. ["compatible ccs2", "150 kW", "4.6★", "1.2 km", "available"]')
+    summary: str = Field(description="The reasons joined with commas")
+
+
+class RecommendationsOut(BaseModel):
+    personalized: bool = Field(description="True when ranked for the driver of the bearer token")
+    items: list[Recommendation]
