@@ -1,13 +1,18 @@
-"""Lookup and query-parameter dependencies for station routes (reusable by any route with a station id)."""
+"""Lookup and query-parameter dependencies for station routes (reusable by any route with a station id).
+
+Query parameters are declared as Pydantic models (`Annotated[Model, Query()]`): FastAPI validates them in one
+model validation, several times cheaper per request than a dozen separately declared parameters.
+"""
 
 from typing import Annotated
 
 from fastapi import Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from voltway.core.db import Session
 from voltway.stations.models import Station
-from voltway.stations.schemas import ConnectorType, CountryCode, StationStatus
-from voltway.stations.search import StationFilters
+from voltway.stations.schemas import ConnectorType, CountryCode, Latitude, Longitude, StationStatus
+from voltway.stations.search import SortKey, StationFilters
 from voltway.stations.service import get_station
 
 StationId = Annotated[int, Path(ge=1, description="The station's id")]
@@ -21,35 +26,53 @@ async def valid_station(station_id: StationId, session: Session) -> Station:
 ValidStation = Annotated[Station, Depends(valid_station)]
 
 
-def station_filters(
-    connector: Annotated[
-        list[ConnectorType] | None,
-        Query(description="Connector codes (repeatable); a station matches when one connector has one of them"),
-    ] = None,
-    min_power_kw: Annotated[
-        float | None,
-        Query(ge=0, allow_inf_nan=False, description="Minimum power of a connector (of a listed type, if given)"),
-    ] = None,
-    status: Annotated[
-        StationStatus | None, Query(description="Only this status; `removed` stations appear only when asked for")
-    ] = None,
-    operator: Annotated[
-        str | None, Query(min_length=1, max_length=255, description="Operator name (case-insensitive)")
-    ] = None,
-    country: Annotated[CountryCode | None, Query(description="ISO 3166 alpha-2 country code")] = None,
-    q: Annotated[
-        str | None,
-        Query(min_length=1, max_length=200, description="Text in the name, address, town or operator"),
-    ] = None,
-) -> StationFilters:
-    return StationFilters(
-        connectors=tuple(dict.fromkeys(c.value for c in connector or ())),
-        min_power_kw=min_power_kw,
-        status=status.value if status else None,
-        operator=operator,
-        country=country.upper() if country else None,
-        text=q,
+class FilterParams(BaseModel):
+    """The filters every station listing takes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    connector: list[ConnectorType] | None = Field(
+        None, description="Connector codes (repeatable); a station matches when one connector has one of them"
     )
+    min_power_kw: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Minimum power of a connector (of a listed type, if given)"
+    )
+    status: StationStatus | None = Field(
+        None, description="Only this status; `removed` stations appear only when asked for"
+    )
+    operator: str | None = Field(None, min_length=1, max_length=255, description="Operator name (case-insensitive)")
+    country: CountryCode | None = Field(None, description="ISO 3166 alpha-2 country code")
+    q: str | None = Field(None, min_length=1, max_length=200, description="Text in the name, address, town or operator")
+
+    def filters(self) -> StationFilters:
+        return StationFilters(
+            connectors=tuple(dict.fromkeys(c.value for c in self.connector or ())),
+            min_power_kw=self.min_power_kw,
+            status=self.status.value if self.status else None,
+            operator=self.operator,
+            country=self.country.upper() if self.country else None,
+            text=self.q,
+        )
+
+
+class SearchParams(FilterParams):
+    lat: Latitude | None = Field(None, description="Latitude of the search point")
+    lon: Longitude | None = Field(None, description="Longitude of the search point")
+    radius_km: float | None = Field(None, ge=0, allow_inf_nan=False, description="Radius in km (needs lat and lon)")
+    bbox: str | None = Field(None, description="minLon,minLat,maxLon,maxLat", examples=["13.2,52.4,13.6,52.6"])
+    sort: SortKey | None = Field(None, description="distance (default with lat/lon), id, power, rating")
+    limit: int = Field(50, ge=1, le=500, description="Page size")
+    cursor: str | None = Field(None, max_length=512, description="`next_cursor` of the previous page")
+
+
+class NearestParams(FilterParams):
+    lat: Latitude = Field(description="Latitude of the search point")
+    lon: Longitude = Field(description="Longitude of the search point")
+    k: int = Field(10, ge=1, le=500, description="How many stations")
+
+
+async def station_filters(params: Annotated[FilterParams, Query()]) -> StationFilters:
+    return params.filters()
 
 
 Filters = Annotated[StationFilters, Depends(station_filters)]

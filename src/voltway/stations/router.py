@@ -13,15 +13,11 @@ from voltway.core.db import DB, Session
 from voltway.core.errors import InvalidInput, error_responses
 from voltway.core.responses import FastJSONResponse
 from voltway.stations import service
-from voltway.stations.dependencies import Filters, StationId, ValidStation
+from voltway.stations.dependencies import NearestParams, SearchParams, StationId, ValidStation
 from voltway.stations.schemas import StationIn, StationOut, StationPage, StationPatch
-from voltway.stations.search import SortKey, StationQuery, nearest_stations, parse_bbox, search_stations
+from voltway.stations.search import StationQuery, nearest_stations, parse_bbox, search_stations
 
 router = APIRouter(prefix="/stations", tags=["stations"])
-
-Lat = Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude of the search point")]
-Lon = Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude of the search point")]
-
 
 def _missing(names: list[str], reason: str) -> InvalidInput:
     return InvalidInput(
@@ -44,33 +40,19 @@ def _missing(names: list[str], reason: str) -> InvalidInput:
     ),
     responses=error_responses(422),
 )
-async def search(
-    db: DB,
-    filters: Filters,
-    lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude")] = None,
-    lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude")] = None,
-    radius_km: Annotated[
-        float | None, Query(ge=0, allow_inf_nan=False, description="Search radius in km (needs lat and lon)")
-    ] = None,
-    bbox: Annotated[
-        str | None, Query(description="minLon,minLat,maxLon,maxLat", examples=["13.2,52.4,13.6,52.6"])
-    ] = None,
-    sort: Annotated[SortKey | None, Query(description="distance (default with lat/lon), id, power, rating")] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
-    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
-) -> Any:
-    if (lat is None) != (lon is None):
-        raise _missing(["lon" if lon is None else "lat"], "lat and lon go together")
-    if radius_km is not None and lat is None:
+async def search(db: DB, params: Annotated[SearchParams, Query()]) -> Any:
+    if (params.lat is None) != (params.lon is None):
+        raise _missing(["lon" if params.lon is None else "lat"], "lat and lon go together")
+    if params.radius_km is not None and params.lat is None:
         raise _missing(["radius_km"], "radius_km needs lat and lon")
     query = StationQuery(
-        origin=(lat, lon) if lat is not None and lon is not None else None,
-        radius_km=radius_km,
-        box=parse_bbox(bbox) if bbox is not None else None,
-        filters=filters,
-        sort=sort,
-        limit=limit,
-        cursor=cursor,
+        origin=(params.lat, params.lon) if params.lat is not None and params.lon is not None else None,
+        radius_km=params.radius_km,
+        box=parse_bbox(params.bbox) if params.bbox is not None else None,
+        filters=params.filters(),
+        sort=params.sort,
+        limit=params.limit,
+        cursor=params.cursor,
     )
     return FastJSONResponse(await search_stations(db, query=query))
 
@@ -82,14 +64,9 @@ async def search(
     description="The `k` stations nearest to `lat`/`lon` at any distance, nearest first, with the search filters.",
     responses=error_responses(422),
 )
-async def nearest(
-    db: DB,
-    lat: Lat,
-    lon: Lon,
-    filters: Filters,
-    k: Annotated[int, Query(ge=1, le=500, description="How many stations")] = 10,
-) -> Any:
-    return FastJSONResponse(await nearest_stations(db, lat=lat, lon=lon, k=k, filters=filters))
+async def nearest(db: DB, params: Annotated[NearestParams, Query()]) -> Any:
+    page = await nearest_stations(db, lat=params.lat, lon=params.lon, k=params.k, filters=params.filters())
+    return FastJSONResponse(page)
 
 
 @router.get(

@@ -5,10 +5,10 @@ station stores its unit vector (x, y, z) and the squared chord to the query poin
 orders stations exactly as their great-circle distance does. An index narrows the candidates first: the
 R*Tree `station_rtree` on SQLite, the (latitude, longitude) btree on PostgreSQL.
 
-Distance-sorted searches expand a circle around the query point (1 km, x4 per step, up to the requested
-radius or the whole sphere) and stop as soon as one page (plus one row, to know if there is a next page) is
-inside it: everything outside the circle is farther than everything inside, so that page is exact, and a
-dense city costs a few hundred candidates instead of every station within the radius.
+Distance-sorted searches expand a circle around the query point (from 1 km, growing by the density seen,
+up to the requested radius or the whole sphere) and stop as soon as one page (plus one row, to know if there
+is a next page) is inside it: everything outside the circle is farther than everything inside, so that page
+is exact, and a dense city costs a hundred candidates instead of every station within the radius.
 """
 
 import base64
@@ -34,7 +34,8 @@ from voltway.core.geo import (
 from voltway.stations.service import STATION_COLUMNS, load_stations
 
 FIRST_RADIUS_KM = 1.0
-RADIUS_GROWTH = 4.0
+MIN_GROWTH, MAX_GROWTH = 1.5, 4.0
+RADIUS_SLACK = 1.5
 
 
 class SortKey(StrEnum):
@@ -126,7 +127,7 @@ def parse_bbox(value: str) -> GeoBox:
 
 # ---------------------------------------------------------------------------------------- builder
 class _Sql:
-    """Accumulates WHERE predicates and their named parameters."""
+    """Accumulates WHERE predicates over `stations s` and their named parameters."""
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
@@ -144,23 +145,23 @@ class _Sql:
         )
         return f"s.latitude BETWEEN {self.param(box.min_lat)} AND {self.param(box.max_lat)} AND ({lons})"
 
-    def rtree_box(self, box: GeoBox) -> str:
+    def narrow(self, box: GeoBox, *, exact: bool) -> None:
+        """Restrict to `box` through the index; `exact` also tests the stored coordinates themselves.
+
+        SQLite: the R*Tree yields the ids, looked up by primary key; it keeps 32-bit coordinates rounded
+        outwards, a superset of the box. PostgreSQL: ranges on the (latitude, longitude) btree, which are exact.
+        """
+        if self.dialect != "sqlite":
+            self.where.append(self.exact_box(box))
+            return
         lat = f"max_lat >= {self.param(box.min_lat)} AND min_lat <= {self.param(box.max_lat)}"
-        selects = " UNION ALL ".join(
+        ids = " UNION ALL ".join(
             f"SELECT id FROM station_rtree WHERE {lat} AND max_lon >= {self.param(west)} "
             f"AND min_lon <= {self.param(east)}"
             for west, east in box.lon_ranges
         )
-        return f"s.id IN ({selects})"
-
-    def narrow(self, box: GeoBox, *, exact: bool) -> None:
-        """Restrict to `box` through the index; `exact` also tests the stored coordinates themselves."""
-        if self.dialect == "sqlite":
-            # The R*Tree keeps 32-bit coordinates rounded outwards: a superset, made exact if asked.
-            self.where.append(self.rtree_box(box))
-            if exact:
-                self.where.append(self.exact_box(box))
-        else:
+        self.where.append(f"s.id IN ({ids})")
+        if exact:
             self.where.append(self.exact_box(box))
 
     def filters(self, f: StationFilters) -> None:
@@ -249,13 +250,15 @@ async def _page_rows(db: Database, query: StationQuery, sort: SortKey, cursor: C
         return list(await db.fetch(sql, params))
     limit_km = HALF_CIRCUMFERENCE_KM if query.radius_km is None else min(query.radius_km, HALF_CIRCUMFERENCE_KM)
     start_km = chord2_to_km(cursor.key or 0.0) if cursor is not None else 0.0
-    step_km = FIRST_RADIUS_KM
+    radius = min(start_km + FIRST_RADIUS_KM, limit_km)
+    wanted = query.limit + 1
     while True:
-        radius = min(start_km + step_km, limit_km)
         rows = await db.fetch(*_statement(db.dialect, query, sort, cursor, radius))
-        if radius >= limit_km or len(rows) > query.limit:
+        if radius >= limit_km or len(rows) >= wanted:
             return list(rows)
-        step_km *= RADIUS_GROWTH
+        # Grow the circle's area by the shortfall (with some slack), between x1.5 and x4 in radius.
+        growth = math.sqrt(RADIUS_SLACK * wanted / len(rows)) if rows else MAX_GROWTH
+        radius = min(start_km + (radius - start_km) * min(max(growth, MIN_GROWTH), MAX_GROWTH), limit_km)
 
 
 async def search_stations(db: Database, *, query: StationQuery) -> dict[str, Any]:

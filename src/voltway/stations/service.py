@@ -108,7 +108,7 @@ def connectors_sql(count: int) -> tuple[str, list[str]]:
     """The statement loading the connectors of `count` stations (parameters `:s0`, `:s1`, ...)."""
     names = [f"s{i}" for i in range(count)]
     placeholders = ", ".join(f":{n}" for n in names)
-    sql = f"SELECT {CONNECTOR_COLUMNS} FROM connectors c WHERE c.station_id IN ({placeholders}) ORDER BY c.id"
+    sql = f"SELECT {CONNECTOR_COLUMNS} FROM connectors c WHERE c.station_id IN ({placeholders}) ORDER BY c.station_id, c.id"
     return sql, names
 
 

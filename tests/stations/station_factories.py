@@ -1,4 +1,4 @@
-"""Factories for station tests."""
+"""Factories for station tests: request bodies and a geo dataset."""
 
 from typing import Any
 

@@ -1,0 +1,115 @@
+"""Uncached radius search over HTTP, against the ceiling app in the same run.
+
+    python bench/synth.py /tmp/bench.db                      # once: 300,000 synthetic stations
+    python bench/search_http.py /tmp/bench.db [--rounds 3] [--duration 10] [--concurrency 32]
+
+Starts `voltway serve` (one worker, uvloop + httptools) on the loaded database and the ceiling app of
+`../shared/bench/` (`uvicorn ceiling_app:app --workers 1 --loop uvloop --http httptools`), then runs
+`../shared/bench/load.py` (wrk) with `radius.txt` (1,000 radius searches, 10 km, limit 50) against each,
+alternating, and prints VoltWay's throughput as a share of the ceiling's (median over the rounds).
+Client and servers share the machine's cores: read the figures as a ratio, not as absolute capacity.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+from synth import database_url
+
+SHARED_BENCH = Path(os.environ.get("VOLTWAY_SHARED_BENCH", Path(__file__).resolve().parents[2] / "shared" / "bench"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def start(stack: ExitStack, cmd: list[str], env: dict[str, str], cwd: Path | None, health: str) -> None:
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(stop)
+    wait_ready(health)
+
+
+def run_load(base: str, paths: Path, args: argparse.Namespace, label: str, start_at: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
+        subprocess.run(
+            [sys.executable, str(SHARED_BENCH / "load.py"), base, str(paths), "-c", str(args.concurrency),
+             "-d", str(args.duration), "--warmup", str(args.warmup), "--reps", "1", "--label", label,
+             "--start", str(start_at), "--json-out", out.name],
+            check=True,
+        )
+        return json.loads(Path(out.name).read_text().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", help="a SQLite file loaded by synth.py, or a database URL")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--paths", type=Path, default=SHARED_BENCH / "radius.txt")
+    args = parser.parse_args()
+
+    voltway_port, ceiling_port = free_port(), free_port()
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "DATABASE_URL": database_url(args.target), "LOG_DIR": tmp, "LOG_LEVEL": "WARNING",
+               "DATA_DIR": tmp}
+        voltway = Path(sys.executable).with_name("voltway")
+        start(stack, [str(voltway), "serve", "--port", str(voltway_port)], env, None,
+              f"http://127.0.0.1:{voltway_port}/health")
+        start(stack, [sys.executable, "-m", "uvicorn", "ceiling_app:app", "--port", str(ceiling_port), "--workers",
+                      "1", "--loop", "uvloop", "--http", "httptools", "--log-level", "warning"],
+              dict(os.environ), SHARED_BENCH, f"http://127.0.0.1:{ceiling_port}/health")
+        ratios, results = [], {"voltway": [], "ceiling": []}
+        for round_no in range(args.rounds):
+            start_at = round_no * 97
+            mine = run_load(f"http://127.0.0.1:{voltway_port}", args.paths, args, "voltway", start_at)
+            ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", args.paths, args, "ceiling", start_at)
+            if mine["errors"]:
+                raise SystemExit(f"VoltWay answered {mine['errors']} requests with errors: {mine['statuses']}")
+            results["voltway"].append(mine)
+            results["ceiling"].append(ceiling)
+            ratios.append(mine["ok_rps"] / ceiling["ok_rps"])
+        med = {name: statistics.median(r["ok_rps"] for r in runs) for name, runs in results.items()}
+        p50 = {name: statistics.median(r["p50_ms"] for r in runs) for name, runs in results.items()}
+        print(
+            f"\nmedian of {args.rounds} rounds (c={args.concurrency}, {args.duration:g} s each): "
+            f"VoltWay {med['voltway']:.0f} req/s (p50 {p50['voltway']:.2f} ms), ceiling {med['ceiling']:.0f} req/s "
+            f"(p50 {p50['ceiling']:.2f} ms); ratio {statistics.median(ratios):.1%} "
+            f"(per round: {', '.join(f'{r:.1%}' for r in ratios)})"
+        )
+
+
+if __name__ == "__main__":
+    main()
