@@ -3,8 +3,11 @@
 Built on the `limits` library (moving-window strategy: exact, atomic Lua on Redis). When Redis fails the
 limiter falls back to per-process memory counters for `RETRY_AFTER` seconds, then tries Redis again.
 
-    @router.post("/auth/token", dependencies=[Depends(rate_limit("10/minute", scope="ip", name="login"))])
-    await check_rate("5/minute", key=f"login:{username}")      # imperative form, raises TooManyRequests
+    @router.post("/exports", dependencies=[Depends(rate_limit("jobs.write", "60/minute", scope="key"))])
+    await check_rate("login:alice", "5/minute")        # imperative form: counts, raises TooManyRequests
+
+Every limit has a name; `RATE_LIMITS` (JSON, e.g. `{"jobs.write": "10/minute"}`) overrides the default of
+any name without a code change.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from functools import lru_cache
+from typing import Literal, TypeVar
 
 import jwt
 from fastapi import Request, Response
 from limits import RateLimitItem, parse_many
-from limits.errors import StorageError
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from voltway.core.errors import TooManyRequests
 
@@ -29,6 +33,13 @@ log = logging.getLogger(__name__)
 
 Scope = Literal["ip", "key", "user", "auto"]
 RETRY_AFTER = 3.0
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=256)
+def parse_limit(limit: str) -> tuple[RateLimitItem, ...]:
+    """`"10/second;500/hour"` -> the items (cached: routes parse their limit on every request)."""
+    return tuple(parse_many(limit))
 
 
 class RateLimiter:
@@ -37,43 +48,62 @@ class RateLimiter:
     def __init__(self) -> None:
         self.memory = MovingWindowRateLimiter(MemoryStorage())
         self.shared: MovingWindowRateLimiter | None = None
-        self._storage: Storage | None = None
+        self.overrides: dict[str, str] = {}
         self._down_until = 0.0
 
-    def configure(self, *, redis_url: str | None, prefix: str = "voltway") -> None:
+    def configure(self, *, redis_url: str | None, prefix: str = "voltway", overrides: dict[str, str] | None = None) -> None:
         self.memory = MovingWindowRateLimiter(MemoryStorage())
+        self.overrides = dict(overrides or {})
         self._down_until = 0.0
-        self._storage = (
-            RedisStorage(
-                "async+" + redis_url, implementation="redispy", key_prefix=f"{prefix}:rl", wrap_exceptions=True,
-                socket_timeout=0.5, socket_connect_timeout=0.5,
+        self.shared = (
+            MovingWindowRateLimiter(
+                RedisStorage(
+                    "async+" + redis_url, implementation="redispy", key_prefix=f"{prefix}:rl", wrap_exceptions=True,
+                    socket_timeout=0.5, socket_connect_timeout=0.5,
+                )
             )
             if redis_url
             else None
         )
-        self.shared = MovingWindowRateLimiter(self._storage) if self._storage else None
 
-    async def hit(self, items: list[RateLimitItem], *identity: str) -> dict[str, str]:
+    def limit_of(self, name: str, default: str) -> tuple[RateLimitItem, ...]:
+        return parse_limit(self.overrides.get(name, default))
+
+    async def _run(self, action: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        if self.shared is not None and time.monotonic() >= self._down_until:
+            try:
+                return await action(self.shared)
+            except StorageError as exc:
+                log.warning("redis rate-limit storage unavailable, memory only for %.0fs: %s", RETRY_AFTER, exc)
+                self._down_until = time.monotonic() + RETRY_AFTER
+        return await action(self.memory)
+
+    async def hit(self, items: tuple[RateLimitItem, ...], *identity: str) -> dict[str, str]:
         """Count one request against every item; raise TooManyRequests when one is exceeded.
 
         Returns the RateLimit-* headers of the tightest item.
         """
-        limiter = self.memory
-        if self.shared is not None and time.monotonic() >= self._down_until:
-            limiter = self.shared
-        try:
-            return await _hit(limiter, items, identity)
-        except StorageError as exc:
-            log.warning("redis rate-limit storage unavailable, memory only for %.0fs: %s", RETRY_AFTER, exc)
-            self._down_until = time.monotonic() + RETRY_AFTER
-            return await _hit(self.memory, items, identity)
+        return await self._run(lambda limiter: _hit(limiter, items, identity, count=True))
+
+    async def test(self, items: tuple[RateLimitItem, ...], *identity: str) -> dict[str, str]:
+        """Like `hit` without counting: raise TooManyRequests when an item is already used up."""
+        return await self._run(lambda limiter: _hit(limiter, items, identity, count=False))
+
+    async def clear(self, items: tuple[RateLimitItem, ...], *identity: str) -> None:
+        async def clear_all(limiter: MovingWindowRateLimiter) -> None:
+            for item in items:
+                await limiter.clear(item, *identity)
+
+        await self._run(clear_all)
 
 
-async def _hit(limiter: MovingWindowRateLimiter, items: list[RateLimitItem], identity: tuple[str, ...]) -> dict[str, str]:
+async def _hit(
+    limiter: MovingWindowRateLimiter, items: tuple[RateLimitItem, ...], identity: tuple[str, ...], *, count: bool
+) -> dict[str, str]:
     tightest: dict[str, str] = {}
     tightest_remaining = math.inf
     for item in items:
-        allowed = await limiter.hit(item, *identity)
+        allowed = await (limiter.hit if count else limiter.test)(item, *identity)
         stats = await limiter.get_window_stats(item, *identity)
         reset = max(0, math.ceil(stats.reset_time - time.time()))
         headers = {
@@ -82,10 +112,11 @@ async def _hit(limiter: MovingWindowRateLimiter, items: list[RateLimitItem], ide
             "RateLimit-Reset": str(reset),
         }
         if not allowed:
+            retry_after = str(max(1, reset))
             raise TooManyRequests(
-                f"rate limit exceeded: {item.amount} per {item.get_expiry()} s; retry in {max(1, reset)} s",
-                details={"limit": str(item), "retry_after": max(1, reset)},
-                headers={**headers, "Retry-After": str(max(1, reset))},
+                f"rate limit exceeded: {item.amount} per {item.get_expiry()} s; retry in {retry_after} s",
+                details={"limit": str(item), "retry_after": int(retry_after)},
+                headers={**headers, "Retry-After": retry_after},
             )
         if stats.remaining < tightest_remaining:
             tightest, tightest_remaining = headers, stats.remaining
@@ -119,7 +150,10 @@ def _user_subject(request: Request) -> str | None:
 
 
 def identify(request: Request, scope: Scope) -> str:
-    """The counter identity for a request: `key:<hash>`, `user:<id>` or `ip:<addr>`."""
+    """The counter identity of a request: `key:<hash>`, `user:<id>` or `ip:<addr>`.
+
+    `key` and `user` fall back to the IP for requests without those credentials; `auto` tries key, user, IP.
+    """
     if scope in ("key", "auto"):
         api_key = request.headers.get("x-api-key")
         if api_key:
@@ -131,23 +165,31 @@ def identify(request: Request, scope: Scope) -> str:
     return "ip:" + client_ip(request)
 
 
-def rate_limit(limit: str, *, scope: Scope = "auto", name: str | None = None) -> Callable[..., Awaitable[None]]:
-    """A route dependency enforcing `limit` (e.g. `"60/minute"`, `"10/second;500/hour"`) per `scope`.
+def rate_limit(name: str, default: str, *, scope: Scope = "auto") -> Callable[..., Awaitable[None]]:
+    """A route dependency enforcing the limit `name` (default `default`, e.g. `"60/minute"`) per `scope`.
 
-    Keys and users without credentials fall back to the client IP. `name` groups routes under one counter
-    (default: the route's path template).
+    Routes sharing a name share the counter. Successful responses carry the RateLimit-* headers (when the
+    route returns data rather than a Response of its own).
     """
-    items = parse_many(limit)
+    parse_limit(default)  # a bad default fails at import time, not on the first request
 
     async def dependency(request: Request, response: Response) -> None:
-        route = request.scope.get("route")
-        group = name or getattr(route, "path", request.url.path)
-        headers = await limiter.hit(items, group, identify(request, scope))
+        headers = await limiter.hit(limiter.limit_of(name, default), name, identify(request, scope))
         response.headers.update(headers)
 
     return dependency
 
 
-async def check_rate(limit: str, *, key: str) -> dict[str, str]:
-    """Count one attempt under an arbitrary `key` (e.g. `login:alice`); raises TooManyRequests when over."""
-    return await limiter.hit(parse_many(limit), "custom", key)
+async def check_rate(key: str, limit: str) -> dict[str, str]:
+    """Count one event under `key` (e.g. `login:alice`); raises TooManyRequests once `limit` is exceeded."""
+    return await limiter.hit(parse_limit(limit), "custom", key)
+
+
+async def peek_rate(key: str, limit: str) -> dict[str, str]:
+    """Raise TooManyRequests if `key` has used up `limit`, without counting (e.g. before a sign-in attempt)."""
+    return await limiter.test(parse_limit(limit), "custom", key)
+
+
+async def clear_rate(key: str, limit: str) -> None:
+    """Forget the events counted under `key` (e.g. after a successful sign-in)."""
+    await limiter.clear(parse_limit(limit), "custom", key)

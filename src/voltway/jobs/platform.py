@@ -17,7 +17,7 @@ async def run_platform(db: Database, settings: Settings, *, run_jobs: bool) -> A
     """Configure the cache and the limiter, start the job runtime (running jobs here when `run_jobs`) and
     the scheduler; undo it all on exit."""
     cache.configure(redis_url=settings.redis_url, prefix=settings.redis_prefix, default_ttl=settings.cache_ttl)
-    limiter.configure(redis_url=settings.redis_url, prefix=settings.redis_prefix)
+    limiter.configure(redis_url=settings.redis_url, prefix=settings.redis_prefix, overrides=settings.rate_limits)
     runtime = JobRuntime(db, settings)
     await runtime.start(run_jobs=run_jobs)
     set_runtime(runtime)

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
@@ -11,11 +11,15 @@ from voltway.accounts.dependencies import OperatorKey
 from voltway.core.db import Session
 from voltway.core.errors import Conflict, InvalidInput, NotFound, error_responses
 from voltway.core.jobs import JobStatus, enqueue
+from voltway.core.ratelimit import rate_limit
 from voltway.ingest.export import MEDIA_TYPES, ExportFormat
 from voltway.jobs.schemas import ExportRequest, ImportFromUrl, JobAccepted, JobOut, JobPage
 from voltway.jobs.service import cancel_job, export_file, get_job, list_jobs, save_upload
 
 router = APIRouter(tags=["jobs"])
+# Starting jobs costs work in the background: limited per API key (override with RATE_LIMITS).
+WRITE_LIMIT = [Depends(rate_limit("jobs.write", "30/minute", scope="key"))]
+READ_LIMIT = [Depends(rate_limit("jobs.read", "600/minute", scope="key"))]
 
 IMPORT_BODY = {
     "requestBody": {
@@ -75,7 +79,8 @@ async def _import_params(request: Request) -> dict[str, Any]:
         "its result holds the counts and the rejected records."
     ),
     openapi_extra=IMPORT_BODY,
-    responses=error_responses(401, 403, 422),
+    dependencies=WRITE_LIMIT,
+    responses=error_responses(401, 403, 422, 429),
 )
 async def start_import(_key: OperatorKey, session: Session, request: Request) -> JobAccepted:
     params = await _import_params(request)
@@ -90,7 +95,8 @@ async def start_import(_key: OperatorKey, session: Session, request: Request) ->
         "Export the stations the filters select (those of `GET /api/v1/stations`) as CSV, GeoJSON or JSON in the "
         "background; download the file at `GET /api/v1/jobs/{id}/download` once the job has completed."
     ),
-    responses=error_responses(401, 403, 422),
+    dependencies=WRITE_LIMIT,
+    responses=error_responses(401, 403, 422, 429),
 )
 async def start_export(_key: OperatorKey, session: Session, body: ExportRequest) -> JobAccepted:
     params = {"format": body.format.value, "filters": body.filters.model_dump(mode="json", exclude_defaults=True)}
@@ -101,7 +107,8 @@ async def start_export(_key: OperatorKey, session: Session, body: ExportRequest)
     "/jobs",
     summary="List jobs",
     description="Jobs, newest first, optionally of one status or kind; page with `cursor`.",
-    responses=error_responses(401, 403, 422),
+    dependencies=READ_LIMIT,
+    responses=error_responses(401, 403, 422, 429),
 )
 async def jobs(
     _key: OperatorKey,
@@ -123,7 +130,8 @@ async def jobs(
     "/jobs/{job_id}",
     summary="A job's status",
     description="Status (`pending`, `running`, `completed`, `failed`, `cancelled`), progress 0..1, attempts, result, error.",
-    responses=error_responses(401, 403, 404),
+    dependencies=READ_LIMIT,
+    responses=error_responses(401, 403, 404, 429),
 )
 async def job_status(_key: OperatorKey, session: Session, job_id: int) -> JobOut:
     return JobOut.model_validate(await get_job(session, job_id=job_id))
