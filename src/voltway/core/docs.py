@@ -114,9 +114,8 @@ def polish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                 continue
             responses = operation["responses"]
             if operation.get("security"):
-                # require_roles / the token dependency answer these whenever credentials are missing or too weak.
-                for status in ("401", "403"):
-                    responses.setdefault(status, {"description": ERROR_DESCRIPTIONS[int(status)]})
+                # Every credential dependency answers 401 when the credentials are missing or invalid.
+                responses.setdefault("401", {"description": ERROR_DESCRIPTIONS[401]})
             for status, response in responses.items():
                 if not status.isdigit() or int(status) < 400:
                     continue
