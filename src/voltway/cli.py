@@ -9,6 +9,7 @@ from voltway.accounts.cli import keys_app
 from voltway.analytics.cli import analytics_app
 from voltway.core.commands import settings_or_exit
 from voltway.ingest.cli import import_app
+from voltway.ingest.transfer_cli import export_command
 from voltway.jobs.cli import worker
 from voltway.migrations import upgrade
 
@@ -19,6 +20,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(import_app, name="import")
 app.command("worker")(worker)
+app.command("export")(export_command)
 
 
 @db_app.command("upgrade")

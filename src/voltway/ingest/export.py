@@ -11,7 +11,7 @@ CSV: the columns of `voltway import csv` (see `csv_io`), so an export can be imp
 """
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -37,16 +37,30 @@ MEDIA_TYPES = {
 }
 
 
-async def station_pages(db: Database, query: StationQuery) -> AsyncIterator[list[dict[str, Any]]]:
-    """The Station dicts matching `query`, page by page in id order."""
+async def _rendered_pages(
+    db: Database, query: StationQuery, render: Callable[[list[dict[str, Any]]], bytes],
+    progress: Callable[[int], None] | None,
+) -> AsyncIterator[bytes]:
+    """The stations matching `query` in id order, a page at a time, each page rendered by `render`.
+
+    Only the rendered bytes of a page are kept while the next page is read.
+    """
     page_query = dataclasses.replace(query, sort=SortKey.id, limit=EXPORT_PAGE, cursor=None)
+    count = 0
     while True:
         page = await search_stations(db, query=page_query)
-        if page["items"]:
-            yield page["items"]
-        if page["next_cursor"] is None:
+        cursor, stations = page["next_cursor"], page["items"]
+        del page
+        if stations:
+            count += len(stations)
+            chunk = render(stations)
+            del stations
+            yield chunk
+            if progress is not None:
+                progress(count)
+        if cursor is None:
             return
-        page_query = dataclasses.replace(page_query, cursor=page["next_cursor"])
+        page_query = dataclasses.replace(page_query, cursor=cursor)
 
 
 def geojson_feature(station: dict[str, Any]) -> dict[str, Any]:
@@ -59,26 +73,36 @@ def geojson_feature(station: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _json_items(stations: list[dict[str, Any]], first: bool) -> bytes:
-    body = b",\n".join(orjson.dumps(s) for s in stations)
-    return body if first else b",\n" + body
+def _json_page(stations: list[dict[str, Any]]) -> bytes:
+    # One orjson call per page (not per station): one output buffer instead of a thousand small ones.
+    return orjson.dumps(stations)[1:-1]
 
 
-async def export_stations(db: Database, *, fmt: ExportFormat, query: StationQuery) -> AsyncIterator[bytes]:
-    """The export as a stream of byte chunks, one chunk a page."""
+def _geojson_page(stations: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps([geojson_feature(s) for s in stations])[1:-1]
+
+
+# The opening, the closing and the page renderer of each JSON format; pages are joined with ",\n".
+_JSON_FORMATS = {
+    ExportFormat.json: (b"[\n", b"\n]\n", _json_page),
+    ExportFormat.geojson: (b'{"type":"FeatureCollection","features":[\n', b"\n]}\n", _geojson_page),
+}
+
+
+async def export_stations(
+    db: Database, *, fmt: ExportFormat, query: StationQuery, progress: Callable[[int], None] | None = None
+) -> AsyncIterator[bytes]:
+    """The export as a stream of byte chunks, one chunk a page; `progress` gets the running station count."""
     if fmt is ExportFormat.csv:
         writer = CsvWriter()
         yield writer.header().encode()
-        async for stations in station_pages(db, query):
-            yield writer.rows(stations).encode()
+        async for chunk in _rendered_pages(db, query, lambda stations: writer.rows(stations).encode(), progress):
+            yield chunk
         return
-    opening, closing = (
-        (b'{"type":"FeatureCollection","features":[\n', b"\n]}\n") if fmt is ExportFormat.geojson else (b"[\n", b"\n]\n")
-    )
+    opening, closing, render = _JSON_FORMATS[fmt]
     yield opening
-    first = True
-    async for stations in station_pages(db, query):
-        items = [geojson_feature(s) for s in stations] if fmt is ExportFormat.geojson else stations
-        yield _json_items(items, first)
-        first = False
+    separator = b""
+    async for chunk in _rendered_pages(db, query, render, progress):
+        yield separator + chunk
+        separator = b",\n"
     yield closing
