@@ -203,15 +203,16 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def api_params(url: str, settings: Settings, country: str | None) -> dict[str, str]:
-    """Query parameters added to an OCM API URL: the key from settings, the country, the compact JSON form."""
-    present = httpx.URL(url).params
+def api_url(url: str, country: str | None) -> httpx.URL:
+    """The OCM API URL with the compact JSON form and the country added, unless the URL already sets them.
+
+    The API key goes in the `X-API-Key` header, not the query string, so that it stays out of logs.
+    """
+    parsed = httpx.URL(url)
     wanted = {"output": "json", "compact": "true", "verbose": "false"}
-    if settings.ocm_api_key:
-        wanted["key"] = settings.ocm_api_key
     if country:
         wanted["countrycode"] = country.upper()
-    return {k: v for k, v in wanted.items() if k not in present}
+    return parsed.copy_merge_params({k: v for k, v in wanted.items() if k not in parsed.params})
 
 
 async def import_ocm(
@@ -230,8 +231,7 @@ async def import_ocm(
         timeout = httpx.Timeout(30.0, read=120.0)
         try:
             async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
-                params = api_params(source, settings, country)
-                async with client.stream("GET", source, params=params, headers=headers) as response:
+                async with client.stream("GET", api_url(source, country), headers=headers) as response:
                     if response.status_code != 200:
                         raise InputError("http_error", f"{source} answered HTTP {response.status_code}")
                     await _run(db, reader, HttpSource(response), progress)

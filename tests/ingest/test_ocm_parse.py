@@ -1,0 +1,237 @@
+"""Open Charge Map parsing: the title-based mapping tables, both record forms, and the usage cost parser.
+
+Expected values are written out here by hand (tables keyed by OCM id and by real usage cost strings taken
+from the shared samples), not derived from the code under test.
+"""
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voltway.ingest.ocm import RecordError, parse_record
+from voltway.ingest.prices import parse_usage_cost
+from voltway.ingest.reference import bundled_reference, connector_code, status_code
+from voltway.stations.schemas import Price
+from tests.ingest.conftest import EXPECTED_CONNECTOR_BY_ID, EXPECTED_STATUS_BY_ID
+
+# The shared samples beside the repository (../shared/data/ocm); the tests read the bundled copies.
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "ocm"
+SHARED_FILES = {"compact": "poi-compact-sample.json", "verbose": "poi-verbose-sample.json",
+                "verbose-2020": "poi-verbose-2020-sample.json"}  # fmt: skip
+
+# Older titles found in the verbose samples (the wording changed over the years, the id did not).
+EXPECTED_CONNECTOR_BY_OLD_TITLE = {
+    "J1772": "type1",
+    "SAE Combo (DC Fast Charge J1772)": "ccs1",
+    "Tesla Supercharger": "nacs",
+    "Tesla (Model S onwards)": "tesla",
+}
+
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared OCM samples are not beside the repository")
+def test_bundled_data_are_the_shared_samples(
+    ocm_samples: dict[str, list[dict[str, Any]]], ocm_reference_json: dict[str, Any]
+) -> None:
+    for name, file in SHARED_FILES.items():
+        assert ocm_samples[name] == json.loads((SHARED / file).read_text()), name
+    assert ocm_reference_json == json.loads((SHARED / "referencedata.json").read_text())
+
+
+def test_every_reference_connection_type_maps_to_its_code(ocm_reference_json: dict[str, Any]) -> None:
+    titles = {item["ID"]: item["Title"] for item in ocm_reference_json["ConnectionTypes"]}
+    assert set(titles) == set(EXPECTED_CONNECTOR_BY_ID)
+    assert {i: connector_code(t).value for i, t in titles.items()} == EXPECTED_CONNECTOR_BY_ID
+
+
+@pytest.mark.parametrize(("title", "code"), EXPECTED_CONNECTOR_BY_OLD_TITLE.items())
+def test_old_titles_map_like_their_ids(title: str, code: str) -> None:
+    assert connector_code(title).value == code
+
+
+def test_every_reference_status_type_maps_to_its_status(ocm_reference_json: dict[str, Any]) -> None:
+    titles = {item["ID"]: item["Title"] for item in ocm_reference_json["StatusTypes"]}
+    assert {i: status_code(t).value for i, t in titles.items()} == EXPECTED_STATUS_BY_ID
+
+
+# ------------------------------------------------------------------------------------------ records
+def _poi(**overrides: Any) -> dict[str, Any]:
+    """A compact-form POI like those of ocm-export."""
+    poi: dict[str, Any] = {
+        "ID": 4242,
+        "OperatorID": 1,
+        "UsageTypeID": 4,
+        "UsageCost": "0,35€/kWh",
+        "StatusTypeID": 50,
+        "AddressInfo": {
+            "Title": "Canillo Prat del Riu",
+            "AddressLine1": "Carrer Prat del Riu",
+            "AddressLine2": "Parking",
+            "Town": "Canillo",
+            "Postcode": "AD100",
+            "CountryID": 10,
+            "Latitude": 42.5659,
+            "Longitude": 1.5989,
+        },
+        "Connections": [
+            {"ConnectionTypeID": 25, "StatusTypeID": 100, "PowerKW": 22, "CurrentTypeID": 20, "Quantity": 2},
+            {"ConnectionTypeID": 33, "PowerKW": 50, "CurrentTypeID": 30},
+            {"ConnectionTypeID": 0},
+        ],
+    }
+    poi.update(overrides)
+    return poi
+
+
+def test_compact_record_maps_every_field() -> None:
+    station = parse_record(_poi(), bundled_reference())
+    assert station.model_dump(mode="json") == {
+        "source": "ocm",
+        "external_id": "4242",
+        "name": "Canillo Prat del Riu",
+        "address": "Carrer Prat del Riu, Parking",
+        "town": "Canillo",
+        "postcode": "AD100",
+        "country": "AD",
+        "latitude": 42.5659,
+        "longitude": 1.5989,
+        "operator": None,  # OperatorID 1 is "(Unknown Operator)"
+        "usage": "Public - Membership Required",
+        "status": "available",
+        "usage_cost": "0,35€/kWh",
+        "price": {"currency": "EUR", "per_kwh": 0.35, "per_minute": None, "per_session": None, "free": False},
+        "connectors": [
+            {"type": "type2", "type_name": "Type 2 (Socket Only)", "power_kw": 22.0, "current": "AC",
+             "quantity": 2, "status": "out_of_service"},
+            {"type": "ccs2", "type_name": "CCS (Type 2)", "power_kw": 50.0, "current": "DC", "quantity": 1,
+             "status": "available"},  # no status of its own: the station's
+            {"type": "unknown", "type_name": "Unknown", "power_kw": None, "current": None, "quantity": 1,
+             "status": "available"},
+        ],
+    }
+
+
+def _compact(verbose: dict[str, Any]) -> dict[str, Any]:
+    """The compact form of a verbose record, as OCM writes it: nested reference objects and nulls dropped."""
+    nested = {"DataProvider", "OperatorInfo", "UsageType", "StatusType", "SubmissionStatus", "Country",
+              "ConnectionType", "CurrentType", "Level"}  # fmt: skip
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if v is not None and k not in nested}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(copy.deepcopy(verbose))
+
+
+def test_compact_and_verbose_forms_of_the_same_poi_give_the_same_station(
+    ocm_samples: dict[str, list[dict[str, Any]]],
+) -> None:
+    ref = bundled_reference()
+    compared = 0
+    for record in ocm_samples["verbose-2020"]:
+        titles = {(c.get("ConnectionType") or {}).get("Title") for c in record.get("Connections") or []}
+        reference_titles = {ref.connection_types.get(c.get("ConnectionTypeID")) for c in record.get("Connections") or []}
+        from_verbose = parse_record(record, ref).model_dump()
+        from_compact = parse_record(_compact(record), ref).model_dump()
+        if titles != reference_titles:  # an older title: same code, OCM's own (older) wording kept
+            for conn in from_verbose["connectors"] + from_compact["connectors"]:
+                conn.pop("type_name")
+        if (record.get("OperatorInfo") or {}).get("Title") != ref.operators.get(record.get("OperatorID")):
+            continue  # the operator was renamed since 2020
+        assert from_compact == from_verbose, record["ID"]
+        compared += 1
+    assert compared > 900
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        ({"AddressInfo": {"Title": "x"}}, "missing_coordinates", "AddressInfo.Latitude is missing"),
+        ({"AddressInfo": {"Latitude": 91, "Longitude": 0}}, "coordinates_out_of_range",
+         "AddressInfo.Latitude 91.0 is outside [-90, 90]"),
+        ({"AddressInfo": {"Latitude": 0, "Longitude": -180.5}}, "coordinates_out_of_range",
+         "AddressInfo.Longitude -180.5 is outside [-180, 180]"),
+        ({"AddressInfo": {"Latitude": "north", "Longitude": 0}}, "wrong_type",
+         "AddressInfo.Latitude must be a number, not 'north'"),
+        ({"AddressInfo": "Main Street"}, "wrong_type", "AddressInfo must be an object, not str"),
+        ({"Connections": {"ID": 1}}, "wrong_type", "Connections must be a list, not dict"),
+        ({"Connections": [{"PowerKW": "fast"}]}, "wrong_type", "Connections[0].PowerKW must be a number, not 'fast'"),
+        ({"ID": None}, "missing_id", "the record has no ID"),
+    ],
+)
+def test_unusable_records_are_rejected_with_the_reason(change: dict[str, Any], code: str, message: str) -> None:
+    with pytest.raises(RecordError) as caught:
+        parse_record(_poi(**change), bundled_reference())
+    assert (caught.value.code, caught.value.message) == (code, message)
+
+
+def test_a_record_that_is_not_an_object_is_rejected() -> None:
+    with pytest.raises(RecordError, match="the record must be an object, not int"):
+        parse_record(7, bundled_reference())
+
+
+# ------------------------------------------------------------------------------------------- prices
+def _price(currency: str | None = None, *, kwh: float | None = None, minute: float | None = None,
+           session: float | None = None, free: bool = False) -> Price:  # fmt: skip
+    return Price(currency=currency, per_kwh=kwh, per_minute=minute, per_session=session, free=free)
+
+
+# Real UsageCost strings of the shared samples, with the country of their POI.
+USAGE_COSTS = [
+    ("Free", "FR", _price(free=True)),
+    ("free", "AD", _price(free=True)),
+    ("Gratis para los clientes del hotel, el resto hablar con recepción", "AD", _price(free=True)),
+    ("Free (but pay for parking)", "JP", _price(free=True)),
+    ("Free for 2 hours", "CA", _price(free=True)),
+    ("Not Free", "LT", None),
+    ("Freen untill end 2013", "BE", None),
+    ("0,35€/kWh ", "AD", _price("EUR", kwh=0.35)),
+    ("0.20€ kWh AC, 0.35€ kWh DC", "AD", _price("EUR", kwh=0.2)),
+    ("5,60€/hour", "AD", _price("EUR", minute=0.093333)),
+    ("0,29 € per kWh + VAT", "BE", _price("EUR", kwh=0.29)),
+    ("€0.24/kWh; Autres tarifs pour les voitures anciennes", "FR", _price("EUR", kwh=0.24)),
+    ("5€ for a full charge", "FR", _price("EUR", session=5.0)),
+    ("4€/10minutes                 Pre-paid card or cash", "NL", _price("EUR", minute=0.4)),
+    ("Free for residents, otherwise 2€ per hour", "DE", _price("EUR", minute=0.033333)),
+    ("AED 0.29/kWh", "AE", _price("AED", kwh=0.29)),
+    ("29 fils per kWh", "AE", _price("AED", kwh=0.29)),
+    ("0.00/kWh; other tariffs for older cars", "AE", _price("AED", kwh=0.0, free=True)),
+    ("100 AED", "AE", None),
+    ("NZD 0.35/kWh;other tariffs for older cars", "NZ", _price("NZD", kwh=0.35)),
+    ("$0.25/kWh + $0.25/min, Type 2 free", "NZ", _price("NZD", kwh=0.25, minute=0.25)),
+    (" DC: $0.20 / kWh + $0.275 / minute,  AC: $0.20 / kWh", "NZ", _price("NZD", kwh=0.2, minute=0.275)),
+    ("$0.275 per min and $0.20 per kWh to use for DC charging and $0.20 per kWh only for AC", "NZ",
+     _price("NZD", kwh=0.2, minute=0.275)),
+    ("25 c/kWh + 25 c/min", "NZ", _price("NZD", kwh=0.25, minute=0.25)),
+    ("60c/kWh", "NZ", _price("NZD", kwh=0.6)),
+    ("20$ Full charge", "NZ", _price("NZD", session=20.0)),
+    ("$0.40 kWh billing through chargnet app", "NZ", _price("NZD", kwh=0.4)),
+    ("Münzautomat. 1 Euro Münzen, 3kW für 1 Euro / vending machine, 1 Euro coins, 3 kW for 1 Euro", "DE", None),
+    ("kelbezoek (gedurende max. 1 uur)", "BE", None),
+    ("4€ per unit", "BE", None),
+    ("0,24", "BE", None),
+    ("Pay by SMS", "BE", None),
+]
+
+
+@pytest.mark.parametrize(("text", "country", "expected"), USAGE_COSTS)
+def test_usage_cost_of_real_records(text: str, country: str, expected: Price | None) -> None:
+    assert parse_usage_cost(text, country) == expected
+
+
+def test_usage_cost_without_a_currency_in_a_country_we_cannot_map() -> None:
+    assert parse_usage_cost("0.30/kWh", "ZZ") == _price(None, kwh=0.3)
+    assert parse_usage_cost("$0.30/kWh", None) == _price("USD", kwh=0.3)
+    assert parse_usage_cost("2,50 kr/kWh", "DK") == _price("DKK", kwh=2.5)
+    assert parse_usage_cost("1.234,50 € per session", "DE") == _price("EUR", session=1234.5)
+
+
+def test_the_test_strings_are_real(ocm_samples: dict[str, list[dict[str, Any]]]) -> None:
+    texts = {p.get("UsageCost") for records in ocm_samples.values() for p in records}
+    assert {text for text, _, _ in USAGE_COSTS} <= texts
