@@ -7,11 +7,13 @@ before the overlap check, and on PostgreSQL the exclusion constraint `ex_reserva
 
 Sessions: one running session per connector (locked the same way, backed by a partial unique index); the
 connector is `occupied` while it runs. Cost when it stops, from the station's price:
-per_kwh * energy + per_minute * minutes + per_session (minutes exact, not rounded up), rounded to cents;
+per_kwh * energy + per_minute * minutes + per_session (minutes exact, not rounded up), rounded half-up to
+cents;
 0 when the price says free; null when the station has no readable price.
 """
 
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -34,6 +36,7 @@ from voltway.stations.service import get_station
 MAX_RESERVATION = timedelta(hours=4)
 START_GRACE = timedelta(minutes=5)
 MAX_AHEAD = timedelta(days=90)
+CENT = Decimal("0.01")
 UNUSABLE = {StationStatus.out_of_service.value, StationStatus.removed.value, StationStatus.planned.value}
 
 
@@ -184,8 +187,10 @@ def session_cost(price: dict[str, Any] | None, *, energy_kwh: float, minutes: fl
     parts = (price.get("per_kwh"), price.get("per_minute"), price.get("per_session"))
     if all(p is None for p in parts):
         return None, None
-    per_kwh, per_minute, per_session = (p or 0.0 for p in parts)
-    return round(per_kwh * energy_kwh + per_minute * minutes + per_session, 2), currency
+    # Decimal arithmetic on the decimal values as written, rounded half-up to cents like a till would.
+    per_kwh, per_minute, per_session = (Decimal(str(p or 0)) for p in parts)
+    cost = per_kwh * Decimal(str(energy_kwh)) + per_minute * Decimal(str(minutes)) + per_session
+    return float(cost.quantize(CENT, rounding=ROUND_HALF_UP)), currency
 
 
 def _visible(query: Select[Any], actor: Actor) -> Select[Any]:
