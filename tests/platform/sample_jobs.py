@@ -4,10 +4,12 @@ Each writes one line per event to the file named in its params, so a test can co
 """
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
 from voltway.core.jobs import JobContext, job
+from voltway.core.scheduler import schedule
 
 
 def note(params: dict[str, Any], line: str) -> None:
@@ -41,3 +43,7 @@ async def slow(ctx: JobContext, params: dict[str, Any]) -> None:
     note(params, "start")
     await asyncio.sleep(5)
     note(params, "done")
+
+
+if os.environ.get("VOLTWAY_TEST_SCHEDULE_LOG"):  # only in the processes of the schedule test
+    schedule("test-every-2s", "* * * * * */2", kind="test.steps", params={"log": os.environ["VOLTWAY_TEST_SCHEDULE_LOG"]})
