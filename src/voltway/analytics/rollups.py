@@ -61,12 +61,11 @@ async def recompute(session: AsyncSession, *, start: int, end: int, now: datetim
     a = ":a" if d.sqlite else "CAST(:a AS BIGINT)"
     for table in ("analytics_station_hours", "analytics_cube_hours", "analytics_station_totals"):
         await session.execute(text(f"DELETE FROM {table} WHERE hour >= {a}"), params)
-    written = 0
     if end > start:
         ctes = raw_ctes(d, Scope(), start, end, epoch(now), HOUR, params)
         facts = " UNION ALL ".join(raw_selects(d, with_station=True))
         sums = ", ".join(f"SUM({m})" for m in MEASURES)
-        result = await session.execute(
+        await session.execute(
             text(
                 f"{with_clause(ctes)}INSERT INTO analytics_station_hours (station_id, hour, currency, "
                 f"{', '.join(MEASURES)}) SELECT station_id, t / {HOUR} * {HOUR}, currency, {sums} "
@@ -74,34 +73,43 @@ async def recompute(session: AsyncSession, *, start: int, end: int, now: datetim
             ),
             params,
         )
-        written = result.rowcount or 0
     await _derive(session, d, start)
-    return written
+    return int(await _scalar(session, f"SELECT COUNT(*) FROM analytics_station_hours WHERE hour >= {a}", params))
 
 
 async def _derive(session: AsyncSession, d: Dialect, start: int) -> None:
     """The cube, the running totals and the station currencies of hours >= `start` from the station hours."""
     params = {"a": start}
-    every = f"'{ALL}'"
     a = ":a" if d.sqlite else "CAST(:a AS BIGINT)"
-    sums = ", ".join(f"SUM(h.{m})" for m in MEASURES)
+    every = f"'{ALL}'"
     cols = ", ".join(MEASURES)
-    groupings = [
-        (every, every, ""),
-        ("s.country", every, "AND s.country IS NOT NULL"),
-        (every, "s.operator", "AND s.operator IS NOT NULL"),
-        ("s.country", "s.operator", "AND s.country IS NOT NULL AND s.operator IS NOT NULL"),
-    ]
-    cube = " UNION ALL ".join(
-        f"SELECT {country}, {operator}, h.hour, h.currency, {sums} FROM analytics_station_hours h "
-        f"JOIN stations s ON s.id = h.station_id WHERE h.hour >= {a} {extra} "
-        f"GROUP BY {'s.country, ' if country != every else ''}{'s.operator, ' if operator != every else ''}"
-        f"h.hour, h.currency"
-        for country, operator, extra in groupings
-    )
+    # The finest cells first (a station without country or operator counts under ''), then each coarser
+    # level from the previous one, which is much smaller than the station hours.
     await session.execute(
-        text(f"INSERT INTO analytics_cube_hours (country, operator, hour, currency, {cols}) {cube}"), params
+        text(
+            f"INSERT INTO analytics_cube_hours (country, operator, hour, currency, {cols}) "
+            f"SELECT COALESCE(s.country, ''), COALESCE(s.operator, ''), h.hour, h.currency, "
+            f"{', '.join(f'SUM(h.{m})' for m in MEASURES)} FROM analytics_station_hours h "
+            f"JOIN stations s ON s.id = h.station_id WHERE h.hour >= {a} "
+            f"GROUP BY COALESCE(s.country, ''), COALESCE(s.operator, ''), h.hour, h.currency"
+        ),
+        params,
     )
+    sums = ", ".join(f"SUM({m})" for m in MEASURES)
+    for country, operator, source in (
+        (every, "operator", f"country <> {every} AND operator <> {every}"),
+        ("country", every, f"country <> {every} AND operator <> {every}"),
+        (every, every, f"country <> {every} AND operator = {every}"),
+    ):
+        group = ", ".join(c for c in (country, operator) if c != every)
+        await session.execute(
+            text(
+                f"INSERT INTO analytics_cube_hours (country, operator, hour, currency, {cols}) "
+                f"SELECT {country}, {operator}, hour, currency, {sums} FROM analytics_cube_hours "
+                f"WHERE hour >= {a} AND {source} GROUP BY {group + ', ' if group else ''}hour, currency"
+            ),
+            params,
+        )
     await session.execute(
         text(
             f"""INSERT INTO analytics_station_currencies (station_id, currency)

@@ -58,7 +58,7 @@ class Filters:
         to: Annotated[datetime | None, Q(description="Window end (ISO 8601), default now")] = None,
         days: Annotated[int | None, Q(ge=1, le=MAX_DAYS, description="The last N days up to `to` (default 30)")] = None,
         station_id: Annotated[int | None, Q(ge=1)] = None,
-        operator: Annotated[str | None, Q(max_length=255)] = None,
+        operator: Annotated[str | None, Q(min_length=1, max_length=255)] = None,
         country: Annotated[str | None, Q(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")] = None,
         bbox: Annotated[str | None, Q(description="minLon,minLat,maxLon,maxLat")] = None,
         tz: Annotated[str, Q(max_length=64, description="IANA time zone for hour/day buckets")] = "UTC",

@@ -11,6 +11,7 @@ from importlib import resources
 
 from sqlalchemy import func, select
 
+from voltway.analytics.demo import load_demo_activity
 from voltway.core.db import Database
 from voltway.ingest.reader import import_ocm_stream
 from voltway.settings import Settings
@@ -29,9 +30,10 @@ async def load_demo(settings: Settings) -> str:
             return f"demo data not loaded: the database already holds {existing} stations"
         with resources.files("voltway").joinpath("data", DEMO_FILE).open("rb") as raw, gzip.open(raw) as stream:
             report = await import_ocm_stream(db, stream)
+        activity = await load_demo_activity(db)  # demo drivers, sessions, reviews; analytics rollups
     finally:
         await db.dispose()
     return (
         f"demo data loaded: {report.created} stations from Open Charge Map (CC BY 4.0, Open Charge Map "
-        f"contributors), {len(report.rejected)} records rejected, {len(report.repeated)} repeated"
+        f"contributors), {len(report.rejected)} records rejected, {len(report.repeated)} repeated\n{activity}"
     )
