@@ -23,11 +23,13 @@ import logging
 import pickle
 import secrets
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlencode
 
 import redis.asyncio as aioredis
+from fastapi import Request, Response
 from redis.exceptions import RedisError
 
 from voltway.core.metrics import CACHE_LOOKUPS
@@ -104,6 +106,7 @@ class TieredCache:
         self._down_until = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self.stats = {"hit": 0, "miss": 0, "error": 0}
+        self._popular: Counter[tuple[str, str]] = Counter()
 
     # ------------------------------------------------------------------------------ setup
     def configure(
@@ -113,6 +116,7 @@ class TieredCache:
         self.default_ttl = default_ttl
         self.prefix = prefix
         self._versions.clear()
+        self._popular.clear()
         self._down_until = 0.0
         self.redis = (
             aioredis.Redis.from_url(
@@ -292,6 +296,35 @@ class TieredCache:
                 return _decode(raw)
         return MISSING
 
+    # ---------------------------------------------------------------------------- popularity
+    def _pkey(self, namespace: str) -> str:
+        return f"{self.prefix}:popular:{namespace}"
+
+    async def note_miss(self, namespace: str, key: str) -> None:
+        """Count a recomputed answer (Redis sorted set when shared, this process's counter otherwise)."""
+        if self.redis_up:
+            assert self.redis is not None
+            try:
+                await self.redis.zincrby(self._pkey(namespace), 1, key)
+                return
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, namespace)
+        self._popular[(namespace, key)] += 1
+        if len(self._popular) > 2 * POPULAR_KEEP:
+            self._popular = Counter(dict(self._popular.most_common(POPULAR_KEEP)))
+
+    async def popular(self, namespace: str, limit: int) -> list[str]:
+        """The keys of `namespace` recomputed most often, most first (trims the Redis set as it goes)."""
+        if self.redis_up:
+            assert self.redis is not None
+            try:
+                await self.redis.zremrangebyrank(self._pkey(namespace), 0, -POPULAR_KEEP - 1)
+                return [k.decode() for k in await self.redis.zrevrange(self._pkey(namespace), 0, limit - 1)]
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc, namespace)
+        ranked = sorted(((n, k) for (ns, k), n in self._popular.items() if ns == namespace), reverse=True)
+        return [k for _, k in ranked[:limit]]
+
 
 cache = TieredCache()
 
@@ -358,3 +391,54 @@ def cached(
         return sync_wrapper
 
     return decorate
+
+
+# ------------------------------------------------------------------------------------- HTTP answers
+ETAG_LENGTH = 18  # '"' + 16 hex digits + '"'
+POPULAR_KEEP = 1000
+
+
+def _tag(body: bytes) -> bytes:
+    return b'"' + hashlib.blake2b(body, digest_size=8).hexdigest().encode() + b'"' + body
+
+
+def request_key(request: Request) -> str:
+    """Path and query string with the parameters sorted, so equivalent URLs share one entry."""
+    query = urlencode(sorted(request.query_params.multi_items()))
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+def etag_matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+async def cached_response(
+    request: Request,
+    produce: Callable[[], Awaitable[bytes]],
+    *,
+    namespace: str,
+    ttl: float | None = None,
+    max_age: int = 30,
+    media_type: str = "application/json",
+) -> Response:
+    """A GET answer served from the cache as ready bytes, with `ETag` and `Cache-Control`; 304 on a match.
+
+    `produce()` renders the body on a miss (its errors propagate and nothing is cached). Misses are counted
+    per URL, so the warm-up job knows which answers are worth computing before anyone asks again.
+    """
+    key = request_key(request)
+
+    async def tagged() -> bytes:
+        await cache.note_miss(namespace, key)
+        return _tag(await produce())
+
+    value: bytes = await cache.get_or_set(namespace, key, tagged, ttl)
+    etag = value[:ETAG_LENGTH].decode()
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    if etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(value[ETAG_LENGTH:], media_type=media_type, headers=headers)

@@ -1,14 +1,18 @@
-"""Housekeeping jobs: forget old job records and the files they left behind."""
+"""Housekeeping jobs: forget old job records and the files they left behind; warm the station cache."""
 
 import time
 from datetime import timedelta
 from typing import Any
 
+import httpx
+from fastapi import FastAPI
 from sqlalchemy import delete, select
 
-from voltway.core.db import utcnow
+from voltway.core.cache import cache
+from voltway.core.db import Database, utcnow
 from voltway.core.jobs import FINISHED, Job, JobContext, ScheduleRun, job
 from voltway.core.scheduler import schedule
+from voltway.settings import Settings
 
 KEEP_DAYS = 7
 
@@ -35,3 +39,34 @@ async def cleanup(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 schedule("jobs-cleanup", "17 3 * * *", kind="jobs.cleanup")
+
+
+_replay_apps: dict[int, FastAPI] = {}
+
+
+def _replay_app(db: Database, settings: Settings) -> FastAPI:
+    """The app's own routes, for replaying GETs inside a job (no lifespan: the platform is already running)."""
+    from voltway.app import create_app
+
+    if id(db) not in _replay_apps:
+        app = create_app(settings)
+        app.state.db = db
+        _replay_apps.clear()  # one database per process, except in tests
+        _replay_apps[id(db)] = app
+    return _replay_apps[id(db)]
+
+
+@job("cache.warmup", timeout=300, max_attempts=1)
+async def warm_up(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Compute the `limit` station answers recomputed most often, so the next request finds them cached."""
+    paths = await cache.popular("stations", int(params.get("limit", 50)))
+    warmed = 0
+    if paths:
+        transport = httpx.ASGITransport(app=_replay_app(ctx.db, ctx.settings))
+        async with httpx.AsyncClient(transport=transport, base_url="http://warm-up") as client:
+            for path in paths:
+                warmed += (await client.get(path)).status_code == 200
+    return {"paths": len(paths), "warmed": warmed}
+
+
+schedule("cache-warmup", "*/5 * * * *", kind="cache.warmup")
