@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from voltway import __version__
 from voltway.accounts.router import router as accounts_router
+from voltway.analytics.pages import router as dashboard_router
 from voltway.analytics.router import me_router as recommendations_router
 from voltway.analytics.router import router as analytics_router
 from voltway.charging.router import router as charging_router
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(charging_router, prefix="/api/v1")
     app.include_router(analytics_router, prefix="/api/v1")
     app.include_router(recommendations_router, prefix="/api/v1")
+    app.include_router(dashboard_router)
     app.include_router(web_router)
     app.include_router(realtime_router)
     if settings.metrics_enabled:
