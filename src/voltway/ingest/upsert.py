@@ -19,16 +19,16 @@ The same key twice in one run: the last item wins, and each earlier one is liste
 count each key once. Items without `external_id` cannot be matched and are always created.
 """
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Table, delete, insert, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+import orjson
+from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,6 +40,9 @@ from voltway.stations.service import derived_columns
 
 STATIONS: Table = Station.__table__  # type: ignore[assignment]
 CONNECTORS: Table = Connector.__table__  # type: ignore[assignment]
+
+# While a chunk is being written, reading yields to it every this many items.
+YIELD_EVERY = 25
 
 # Columns an upsert overwrites on an existing station; id, created_at and the rating are kept.
 UPDATED_COLUMNS = (
@@ -79,6 +82,7 @@ class _Entry:
     index: int
     item: StationIn
     content_hash: str
+    key: tuple[str, str] | None  # (source, external_id), None without an external_id
     # True when an earlier item of this run already wrote the same key: not counted again.
     again: bool = False
     station_id: int = 0
@@ -89,43 +93,53 @@ def content_hash(item: StationIn) -> str:
     return hashlib.blake2b(item.model_dump_json().encode(), digest_size=16).hexdigest()
 
 
-def _station_row(entry: _Entry, now: datetime) -> dict[str, Any]:
+# The columns an import writes, in the order of the value tuples below.
+INSERTED_COLUMNS = (
+    "source", "external_id", "name", "address", "town", "postcode", "country", "latitude", "longitude", "x", "y",
+    "z", "operator", "usage", "status", "usage_cost", "price", "max_power_kw", "rating_count", "content_hash",
+    "created_at", "updated_at",
+)  # fmt: skip
+CONNECTOR_COLUMNS = ("station_id", "type", "type_name", "power_kw", "current", "quantity", "status")
+
+
+def _placeholders(db: Database, count: int) -> str:
+    return ", ".join("?" if db.is_sqlite else f"${i}" for i in range(1, count + 1))
+
+
+def _statements(db: Database) -> tuple[str, str, str]:
+    """(upsert, plain insert returning id, connector insert) as driver SQL with positional parameters.
+
+    The hot path hands value tuples straight to the driver's executemany: SQLAlchemy's per-row parameter
+    processing cost more than SQLite's own work. Values are therefore given in the stored form: JSON as
+    text, timestamps as SQLAlchemy stores them on SQLite (naive UTC text) and as datetimes on PostgreSQL.
+    """
+    columns = ", ".join(INSERTED_COLUMNS)
+    values = _placeholders(db, len(INSERTED_COLUMNS))
+    updates = ", ".join(f"{name} = excluded.{name}" for name in UPDATED_COLUMNS)
+    return (
+        f"INSERT INTO stations ({columns}) VALUES ({values}) ON CONFLICT (source, external_id) DO UPDATE SET {updates}",
+        f"INSERT INTO stations ({columns}) VALUES ({values}) RETURNING id",
+        f"INSERT INTO connectors ({', '.join(CONNECTOR_COLUMNS)}) "
+        f"VALUES ({_placeholders(db, len(CONNECTOR_COLUMNS))})",
+    )
+
+
+def _station_values(entry: _Entry, now: object) -> tuple[Any, ...]:
     item = entry.item
-    return {
-        "source": item.source,
-        "external_id": item.external_id,
-        "name": item.name,
-        "address": item.address,
-        "town": item.town,
-        "postcode": item.postcode,
-        "country": item.country,
-        "latitude": item.latitude,
-        "longitude": item.longitude,
-        **derived_columns(item.latitude, item.longitude, item.connectors),
-        "operator": item.operator,
-        "usage": item.usage,
-        "status": item.status.value,
-        "usage_cost": item.usage_cost,
-        "price": item.price.model_dump() if item.price is not None else None,
-        "rating_count": 0,
-        "content_hash": entry.content_hash,
-        "created_at": now,
-        "updated_at": now,
-    }
+    derived = derived_columns(item.latitude, item.longitude, item.connectors)
+    price = orjson.dumps(item.price.model_dump()).decode() if item.price is not None else None
+    return (
+        item.source, item.external_id, item.name, item.address, item.town, item.postcode, item.country,
+        item.latitude, item.longitude, derived["x"], derived["y"], derived["z"], item.operator, item.usage,
+        item.status.value, item.usage_cost, price, derived["max_power_kw"], 0, entry.content_hash, now, now,
+    )  # fmt: skip
 
 
-def _connector_rows(station_id: int, item: StationIn) -> list[dict[str, Any]]:
+def _connector_values(entry: _Entry) -> list[tuple[Any, ...]]:
     return [
-        {
-            "station_id": station_id,
-            "type": c.type.value,
-            "type_name": c.type_name,
-            "power_kw": c.power_kw,
-            "current": c.current.value if c.current is not None else None,
-            "quantity": c.quantity,
-            "status": c.status.value,
-        }
-        for c in item.connectors
+        (entry.station_id, c.type.value, c.type_name, c.power_kw, c.current.value if c.current is not None else None,
+         c.quantity, c.status.value)  # fmt: skip
+        for c in entry.item.connectors
     ]
 
 
@@ -134,12 +148,12 @@ class _Writer:
         self.db = db
         self.conn = conn
         self.report = report
-        insert_fn = sqlite_insert if db.is_sqlite else pg_insert
-        stmt = insert_fn(STATIONS)
-        self.upsert = stmt.on_conflict_do_update(
-            index_elements=[STATIONS.c.source, STATIONS.c.external_id],
-            set_={name: stmt.excluded[name] for name in UPDATED_COLUMNS},
-        )
+        self.upsert_sql, self.insert_sql, self.connectors_sql = _statements(db)
+
+    def _now(self) -> object:
+        now = utcnow()
+        # SQLAlchemy's SQLite DateTime storage format, so that its comparisons keep working on these rows.
+        return now.replace(tzinfo=None).isoformat(" ", "microseconds") if self.db.is_sqlite else now
 
     async def write(self, entries: Sequence[_Entry]) -> None:
         """Write a chunk in one transaction; on a database error, bisect to reject only the failing items."""
@@ -166,59 +180,50 @@ class _Writer:
         self.report.updated += counts[1]
         self.report.unchanged += counts[2]
 
+    async def _ids(self, keys: list[tuple[str, str]], *, with_hash: bool) -> dict[tuple[str, str], tuple[Any, ...]]:
+        """(source, external_id) -> (id, content_hash) (or (id,)) of the stations that exist."""
+        if not keys:
+            return {}
+        columns = [STATIONS.c.source, STATIONS.c.external_id, STATIONS.c.id]
+        if with_hash:
+            columns.append(STATIONS.c.content_hash)
+        rows = await self.conn.execute(select(*columns).where(tuple_(STATIONS.c.source, STATIONS.c.external_id).in_(keys)))
+        return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
     async def _write_chunk(self, entries: Sequence[_Entry]) -> tuple[int, int, int]:
-        keys = [(e.item.source, e.item.external_id) for e in entries if e.item.external_id is not None]
-        existing: dict[tuple[str, str], tuple[int, str | None]] = {}
-        if keys:
-            rows = await self.conn.execute(
-                select(STATIONS.c.source, STATIONS.c.external_id, STATIONS.c.id, STATIONS.c.content_hash).where(
-                    tuple_(STATIONS.c.source, STATIONS.c.external_id).in_(keys)
-                )
-            )
-            existing = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+        existing = await self._ids([e.key for e in entries if e.key is not None], with_hash=True)
         created: list[_Entry] = []
         updated: list[_Entry] = []
         unchanged = 0
         for entry in entries:
-            found = existing.get((entry.item.source, entry.item.external_id or ""))
+            found = existing.get(entry.key) if entry.key is not None else None
             if found is None:
                 created.append(entry)
             elif found[1] == entry.content_hash:
                 unchanged += not entry.again
             else:
+                entry.station_id = found[0]
                 updated.append(entry)
         to_write = created + updated
         if to_write:
-            now = utcnow()
-            keyed = [e for e in to_write if e.item.external_id is not None]
+            now = self._now()
+            keyed = [e for e in to_write if e.key is not None]
             if keyed:
-                await self.conn.execute(self.upsert, [_station_row(e, now) for e in keyed])
-            for e in updated:
-                e.station_id = existing[(e.item.source, e.item.external_id or "")][0]
-            new_keyed = [e for e in created if e.item.external_id is not None]
-            if new_keyed:
-                rows = await self.conn.execute(
-                    select(STATIONS.c.source, STATIONS.c.external_id, STATIONS.c.id).where(
-                        tuple_(STATIONS.c.source, STATIONS.c.external_id).in_(
-                            [(e.item.source, e.item.external_id) for e in new_keyed]
-                        )
-                    )
-                )
-                by_key = {(r[0], r[1]): r[2] for r in rows}
-                for e in new_keyed:
-                    e.station_id = by_key[(e.item.source, e.item.external_id)]
+                await self.conn.exec_driver_sql(self.upsert_sql, [_station_values(e, now) for e in keyed])
+            new_ids = await self._ids([e.key for e in created if e.key is not None], with_hash=False)
             for e in created:
-                if e.item.external_id is None:  # nothing to match on: a plain insert, one row at a time
-                    e.station_id = (
-                        await self.conn.execute(insert(STATIONS).returning(STATIONS.c.id), _station_row(e, now))
-                    ).scalar_one()
+                if e.key is not None:
+                    e.station_id = new_ids[e.key][0]
+                else:  # nothing to match on: a plain insert, one row at a time
+                    result = await self.conn.exec_driver_sql(self.insert_sql, _station_values(e, now))
+                    e.station_id = result.scalar_one()
             if updated:
                 await self.conn.execute(
                     delete(CONNECTORS).where(CONNECTORS.c.station_id.in_([e.station_id for e in updated]))
                 )
-            connector_rows = [row for e in to_write for row in _connector_rows(e.station_id, e.item)]
-            if connector_rows:
-                await self.conn.execute(insert(CONNECTORS), connector_rows)
+            connector_values = [values for e in to_write for values in _connector_values(e)]
+            if connector_values:
+                await self.conn.exec_driver_sql(self.connectors_sql, connector_values)
         return (
             sum(not e.again for e in created),
             sum(not e.again for e in updated),
@@ -244,37 +249,60 @@ async def upsert_stations(
 ) -> UpsertReport:
     """Upsert `(index, station)` items by (source, external_id), chunk by chunk; see the module docstring.
 
-    `progress`, when given, is called after each chunk with the number of items handled so far.
+    `progress`, when given, is called after each committed chunk with the number of items handled so far.
+    While a chunk is written, the next one is read (the database works in its own thread or process), so a
+    file import parses and writes at the same time; at most two chunks are in memory.
     """
     report = UpsertReport()
     # hash((source, external_id)) -> index of the last item with that key, across the whole run.
     seen: dict[int, int] = {}
     chunk: dict[object, _Entry] = {}
     handled = 0
+    writing: asyncio.Task[None] | None = None
+
+    async def finish_write() -> None:
+        nonlocal writing
+        if writing is not None:
+            task, writing = writing, None
+            await task
+
     async with db.engine.connect() as conn:
         writer = _Writer(db, conn, report)
-        async for index, item in _aiter(items):
-            entry = _Entry(index, item, content_hash(item))
-            key: object = ("", index)
-            if item.external_id is not None:
-                key = hash((item.source, item.external_id))
-                previous = seen.get(key)  # type: ignore[arg-type]
-                if previous is not None:
-                    report.repeated.append(Repeat(index=previous, external_id=item.external_id, replaced_by=index))
-                    if key in chunk:
-                        del chunk[key]  # not yet written: the later item simply takes its place
-                    else:
-                        entry.again = True
-                seen[key] = index  # type: ignore[index]
-            chunk[key] = entry
-            handled += 1
-            if len(chunk) >= chunk_size:
-                await writer.write(list(chunk.values()))
-                chunk.clear()
-                if progress is not None:
-                    progress(handled)
-        await writer.write(list(chunk.values()))
-        if progress is not None:
-            progress(handled)
+
+        async def write(entries: list[_Entry], done: int) -> None:
+            await writer.write(entries)
+            if progress is not None:
+                progress(done)
+
+        try:
+            async for index, item in _aiter(items):
+                key: tuple[str, str] | None = None if item.external_id is None else (item.source, item.external_id)
+                entry = _Entry(index, item, content_hash(item), key)
+                slot: object = ("", index)
+                if key is not None:
+                    slot = hash(key)
+                    previous = seen.get(slot)  # type: ignore[arg-type]
+                    if previous is not None:
+                        report.repeated.append(Repeat(index=previous, external_id=key[1], replaced_by=index))
+                        if slot in chunk:
+                            del chunk[slot]  # not yet written: the later item simply takes its place
+                        else:
+                            entry.again = True
+                    seen[slot] = index  # type: ignore[index]
+                chunk[slot] = entry
+                handled += 1
+                if len(chunk) >= chunk_size:
+                    await finish_write()
+                    writing = asyncio.create_task(write(list(chunk.values()), handled))
+                    chunk = {}
+                elif writing is not None and handled % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let the write in flight issue its next statement
+            await finish_write()
+            await write(list(chunk.values()), handled)
+        finally:
+            if writing is not None:
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writing
     report.rejected.sort(key=lambda e: e.index)
     return report
