@@ -2,14 +2,17 @@
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.accounts.models import ApiKey, Role
 from voltway.core.db import utcnow
+from voltway.core.pagination import as_utc
 
 KEY_PREFIX = "vw_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def hash_key(secret: str) -> str:
@@ -26,10 +29,14 @@ async def create_key(session: AsyncSession, *, role: Role, name: str | None = No
 
 
 async def find_active_key(session: AsyncSession, secret: str) -> ApiKey | None:
+    """The key with this secret unless revoked. `last_used_at` is refreshed (with the request's transaction)
+    at most once per LAST_USED_RESOLUTION, so that reads with a key do not each write to the database."""
     key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
     if key is None or key.revoked_at is not None:
         return None
-    key.last_used_at = utcnow()
+    now = utcnow()
+    if key.last_used_at is None or as_utc(key.last_used_at) < now - LAST_USED_RESOLUTION:
+        key.last_used_at = now
     return key
 
 
