@@ -7,14 +7,18 @@ these hold:
 2. **Name or address**: `similarity` of the names, or of the addresses when both have one, is at least
    `MIN_SIMILARITY` (0.75). Texts are normalised (accents removed, case folded, punctuation dropped, generic
    words such as "charging" or "station" left out) and compared as token sets: the larger of difflib's
-   ratio over the sorted tokens and the share of the smaller token set found in the other.
+   ratio over the sorted tokens and the share of the smaller token set found in the other. Numbers must
+   agree: when both texts hold numbers and they differ ("Hub 1" / "Hub 2", "12 High St" / "14 High St"),
+   the similarity is 0.
 3. **Operator**: the normalised operators are equal (legal suffixes such as "GmbH" or "Ltd" ignored). An
    unknown operator (null, empty, or Open Charge Map's "(Unknown Operator)") on either side does not block a
    match: open data often lacks the operator that the operator's own feed has, and the distance and name
    tests still have to pass. Two known, different operators never match.
 
 Matches are grouped transitively (A ~ B and B ~ C puts A, B, C in one group, together with the groups that
-neighbours already belong to). The canonical station of a group is the most complete one (most of address,
+neighbours already belong to), best matches first (highest similarity, then shortest distance), and a group
+never takes in two known, different operators: a listing of unknown operator between two operators' sites
+joins the better match. The canonical station of a group is the most complete one (most of address,
 town, postcode, operator, usage cost and maximum power filled in), the oldest (lowest id) on a tie; every
 other member gets `duplicate_of_id` = the canonical id, so links never chain. A checked station that no
 longer matches anything loses its link.
@@ -27,13 +31,12 @@ import difflib
 import math
 import re
 import unicodedata
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, update
 
 from voltway.core.db import Database
 from voltway.core.geo import EARTH_RADIUS_KM, haversine_km
@@ -41,7 +44,7 @@ from voltway.stations.models import Station
 
 MAX_DISTANCE_M = 250.0
 MIN_SIMILARITY = 0.75
-BATCH = 500
+BATCH = 2000
 
 _GENERIC_WORDS = frozenset(
     "ev electric vehicle vehicles charging charge charger chargers recharge station stations point points "
@@ -80,10 +83,13 @@ def _significant(text: str | None) -> list[str]:
 
 
 def text_similarity(a: str | None, b: str | None) -> float:
-    """0..1 similarity of two names or addresses (0 when either is empty)."""
+    """0..1 similarity of two names or addresses (0 when either is empty, or their numbers differ)."""
     ta, tb = _significant(a), _significant(b)
     if not ta or not tb:
         return 0.0
+    numbers_a, numbers_b = {t for t in ta if t.isdigit()}, {t for t in tb if t.isdigit()}
+    if numbers_a and numbers_b and numbers_a != numbers_b:
+        return 0.0  # "Hub 1" and "Hub 2", "12 High St" and "14 High St" are different places
     ratio = difflib.SequenceMatcher(None, " ".join(sorted(ta)), " ".join(sorted(tb))).ratio()
     sa, sb = set(ta), set(tb)
     overlap = len(sa & sb) / min(len(sa), len(sb))
@@ -109,20 +115,23 @@ class _Site:
     completeness: int
 
 
-def _match(a: _Site, b: _Site) -> tuple[float, float] | None:
-    """(distance_m, similarity) when `a` and `b` are the same site by the rule, else None."""
-    op_a, op_b = normalize_operator(a.operator), normalize_operator(b.operator)
-    if op_a is not None and op_b is not None and op_a != op_b:
-        return None
-    distance = haversine_km(a.latitude, a.longitude, b.latitude, b.longitude) * 1000
-    if distance > MAX_DISTANCE_M:
-        return None
+def _site_similarity(a: _Site, b: _Site) -> float:
     similarity = text_similarity(a.name, b.name)
     if a.address and b.address:
         similarity = max(similarity, text_similarity(a.address, b.address))
-    if similarity < MIN_SIMILARITY:
+    return similarity
+
+
+def _match(a: _Site, b: _Site) -> tuple[float, float] | None:
+    """(similarity, distance_m) when `a` and `b` are the same site by the rule, else None."""
+    op_a, op_b = normalize_operator(a.operator), normalize_operator(b.operator)
+    if op_a is not None and op_b is not None and op_a != op_b:
         return None
-    return round(distance, 1), round(similarity, 3)
+    distance_m = haversine_km(a.latitude, a.longitude, b.latitude, b.longitude) * 1000
+    if distance_m > MAX_DISTANCE_M:
+        return None
+    similarity = _site_similarity(a, b)
+    return (similarity, distance_m) if similarity >= MIN_SIMILARITY else None
 
 
 def _canonical_key(site: _Site) -> tuple[int, int]:
@@ -130,115 +139,168 @@ def _canonical_key(site: _Site) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------------ queries
-_COMPLETENESS_COLUMNS = ("address", "town", "postcode", "operator", "usage_cost", "max_power_kw")
-
-
-def _site_columns(table: Any) -> list[Any]:
-    return [
-        table.id, table.name, table.address, table.operator, table.latitude, table.longitude,
-        table.duplicate_of_id, *(getattr(table, c) for c in _COMPLETENESS_COLUMNS),
-    ]
+# Reads go through `Database.fetch` (plain SQL; on SQLite the direct read connection), writes through the engine.
+# A site's fields, then the columns whose filling makes a record more complete (see _canonical_key).
+_SITE_SQL = (
+    "SELECT s.id, s.name, s.address, s.operator, s.latitude, s.longitude, s.duplicate_of_id, "
+    "s.address, s.town, s.postcode, s.operator, s.usage_cost, s.max_power_kw FROM stations s"
+)
+# The checked stations of one batch: written since :since, ids in [:first, :last].
+_WINDOW_SQL = "{t}.id BETWEEN :first AND :last AND {t}.updated_at >= :since"
+_NEAR_SQL = "b.latitude BETWEEN a.latitude - :dlat AND a.latitude + :dlat"
+_LON_SQL = " AND b.longitude BETWEEN a.longitude - :dlon AND a.longitude + :dlon"
+_PAIRS_SQL = (
+    "SELECT a.id, b.id FROM stations a JOIN stations b ON {near} AND b.id <> a.id "
+    "AND (a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y) + (a.z - b.z) * (a.z - b.z) <= :chord2 "
+    "WHERE " + _WINDOW_SQL.format(t="a")
+)
 
 
 def _site(row: Sequence[Any]) -> _Site:
     return _Site(*row[:7], completeness=sum(v is not None for v in row[7:]))
 
 
-async def _load_sites(conn: Any, ids: Iterable[int]) -> dict[int, _Site]:
-    ids = list(ids)
-    if not ids:
-        return {}
-    rows = await conn.execute(select(*_site_columns(Station)).where(Station.id.in_(ids)))
-    return {row[0]: _site(row) for row in rows}
+async def _load_sites(db: Database, column: str, values: Iterable[int]) -> dict[int, _Site]:
+    """The sites whose `column` is one of `values` (in slices, within every driver's parameter limit)."""
+    values = list(values)
+    sites: dict[int, _Site] = {}
+    for start in range(0, len(values), 5000):
+        params = {f"v{i}": v for i, v in enumerate(values[start : start + 5000])}
+        placeholders = ", ".join(":" + name for name in params)
+        rows = await db.fetch(f"{_SITE_SQL} WHERE {column} IN ({placeholders})", params)
+        sites.update((row[0], _site(row)) for row in rows)
+    return sites
 
 
-async def _neighbour_pairs(conn: Any, ids: Sequence[int]) -> list[tuple[int, int]]:
-    """(checked id, neighbour id) for every other station within MAX_DISTANCE_M of a checked one."""
-    a, b = aliased(Station), aliased(Station)
-    chord2 = (a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y) + (a.z - b.z) * (a.z - b.z)
-    query = (
-        select(a.id, b.id)
-        .join(
-            b,
-            and_(
-                b.latitude >= a.latitude - _DLAT_DEG,
-                b.latitude <= a.latitude + _DLAT_DEG,
-                b.id != a.id,
-                chord2 <= _CHORD2,
-            ),
-        )
-        .where(a.id.in_(ids))
-    )
-    return [(row[0], row[1]) for row in await conn.execute(query)]
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One batch of checked stations: those written since `since` with ids in [first, last]."""
+
+    since: Any  # a datetime; on SQLite the text form the column holds
+    first: int
+    last: int
+    lon_margin: float | None  # longitude half-width of the search box; None to search whole latitude bands
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"since": self.since, "first": self.first, "last": self.last}
+
+
+async def _neighbour_pairs(db: Database, window: _Window) -> list[tuple[int, int]]:
+    """(checked id, neighbour id) for every other station within MAX_DISTANCE_M of a checked one.
+
+    The (latitude, longitude) index narrows the candidates to a box around each checked station; the chord
+    test on the stored unit vectors is exact.
+    """
+    near = _NEAR_SQL + (_LON_SQL if window.lon_margin is not None else "")
+    params = {**window.params, "dlat": _DLAT_DEG, "dlon": window.lon_margin, "chord2": _CHORD2}
+    return [(a, b) for a, b in await db.fetch(_PAIRS_SQL.format(near=near), params)]
+
+
+def _lon_margin(rows: Sequence[Sequence[Any]]) -> float | None:
+    """The box half-width in longitude for a batch: taken at its highest latitude. None (latitude bands only)
+    near a pole or the antimeridian, where a longitude range would miss neighbours."""
+    top = max(abs(lat) for _id, lat, _lon in rows) + _DLAT_DEG
+    if top >= 89.0:
+        return None
+    margin = _DLAT_DEG / math.cos(math.radians(top))
+    return None if any(abs(lon) + margin >= 180.0 for _id, _lat, lon in rows) else margin
 
 
 class _Groups:
-    """Union-find over station ids."""
+    """Union-find over sites that never puts two known, different operators in one group."""
 
     def __init__(self) -> None:
         self.parent: dict[int, int] = {}
+        self.operator: dict[int, str | None] = {}  # by root: the group's known operator
 
     def find(self, x: int) -> int:
-        self.parent.setdefault(x, x)
         while self.parent[x] != x:
             self.parent[x] = self.parent[self.parent[x]]
             x = self.parent[x]
         return x
 
+    def add(self, site: _Site) -> None:
+        self.parent[site.id] = site.id
+        self.operator[site.id] = normalize_operator(site.operator)
+
     def union(self, x: int, y: int) -> None:
-        self.parent[self.find(x)] = self.find(y)
+        rx, ry = self.find(x), self.find(y)
+        ox, oy = self.operator[rx], self.operator[ry]
+        if rx != ry and (ox is None or oy is None or ox == oy):
+            self.parent[rx] = ry
+            self.operator[ry] = oy or ox
 
 
-async def link_duplicates(db: Database, station_ids: Sequence[int]) -> list[DuplicateLink]:
-    """Check the given stations against their neighbours and store the links; returns the new links."""
-    async with db.engine.begin() as conn:
-        pairs = await _neighbour_pairs(conn, station_ids)
-        sites = await _load_sites(conn, {*station_ids, *(b for _, b in pairs)})
-        # Groups that neighbours already belong to join the new ones.
-        missing = {s.duplicate_of_id for s in sites.values() if s.duplicate_of_id and s.duplicate_of_id not in sites}
-        sites.update(await _load_sites(conn, missing))
-        # So are the stations already linked to any of these, so that a new canonical is never a chain's middle.
-        followers = await conn.execute(
-            select(*_site_columns(Station)).where(Station.duplicate_of_id.in_(list(sites)), Station.id.not_in(list(sites)))
-        )
-        sites.update({row[0]: _site(row) for row in followers})
+async def _linked(db: Database, window: _Window) -> set[int]:
+    """The checked stations that hold a link, and the stations linked to any of them."""
+    checked = _WINDOW_SQL.format(t="s")
+    rows = await db.fetch(
+        f"SELECT s.id FROM stations s WHERE {checked} AND s.duplicate_of_id IS NOT NULL "
+        f"UNION SELECT f.id FROM stations f WHERE f.duplicate_of_id IN (SELECT s.id FROM stations s WHERE {checked})",
+        window.params,
+    )
+    return {row[0] for row in rows}
 
-        groups = _Groups()
-        checked = set(station_ids)
-        for site in sites.values():
-            if site.id not in checked and site.duplicate_of_id in sites:
-                groups.union(site.id, site.duplicate_of_id)
-        for a, b in pairs:
-            if _match(sites[a], sites[b]):
-                groups.union(a, b)
 
-        members: dict[int, list[_Site]] = {}
-        for site in sites.values():
-            members.setdefault(groups.find(site.id), []).append(site)
+async def _link_window(db: Database, window: _Window, checked: set[int]) -> list[DuplicateLink]:
+    """Check one batch of stations against their neighbours and store the links; returns the new links."""
+    pairs = await _neighbour_pairs(db, window)
+    linked = await _linked(db, window)
+    if not pairs and not linked:
+        return []  # the common case: nothing near, nothing linked
+    sites = await _load_sites(db, "s.id", {*linked, *(i for pair in pairs for i in pair)})
+    # Groups that neighbours already belong to join the new ones.
+    missing = {s.duplicate_of_id for s in sites.values() if s.duplicate_of_id and s.duplicate_of_id not in sites}
+    sites.update(await _load_sites(db, "s.id", missing))
+    # So do the stations already linked to any of these, so that a new canonical is never a chain's middle.
+    followers = await _load_sites(db, "s.duplicate_of_id", list(sites))
+    sites.update({i: site for i, site in followers.items() if i not in sites})
 
-        links: list[DuplicateLink] = []
-        changes: dict[int, int | None] = {}
-        for group in members.values():
-            if len(group) == 1:
-                (site,) = group
-                if site.id in checked and site.duplicate_of_id is not None:
-                    changes[site.id] = None
+    groups = _Groups()
+    for site in sites.values():
+        groups.add(site)
+    for site in sites.values():
+        if site.id not in checked and site.duplicate_of_id in sites:
+            groups.union(site.id, site.duplicate_of_id)
+    # Best matches first: a listing of unknown operator between two operators' sites joins the closer match.
+    matches = []
+    for a, b in pairs:
+        if b in checked and b < a:
+            continue  # the pair also comes the other way round
+        found = _match(sites[a], sites[b])
+        if found is not None:
+            similarity, distance_m = found
+            matches.append((-similarity, distance_m, a, b))
+    for *_order, a, b in sorted(matches):
+        groups.union(a, b)
+
+    members: dict[int, list[_Site]] = {}
+    for site in sites.values():
+        members.setdefault(groups.find(site.id), []).append(site)
+
+    links: list[DuplicateLink] = []
+    changes: dict[int, int | None] = {}
+    for group in members.values():
+        if len(group) == 1:
+            (site,) = group
+            if site.id in checked and site.duplicate_of_id is not None:
+                changes[site.id] = None
+            continue
+        canonical = max(group, key=_canonical_key)
+        if canonical.duplicate_of_id is not None:
+            changes[canonical.id] = None
+        for site in group:
+            if site is canonical or site.duplicate_of_id == canonical.id:
                 continue
-            canonical = max(group, key=_canonical_key)
-            if canonical.duplicate_of_id is not None:
-                changes[canonical.id] = None
-            for site in group:
-                if site is canonical or site.duplicate_of_id == canonical.id:
-                    continue
-                changes[site.id] = canonical.id
-                distance = haversine_km(site.latitude, site.longitude, canonical.latitude, canonical.longitude)
-                similarity = text_similarity(site.name, canonical.name)
-                if site.address and canonical.address:
-                    similarity = max(similarity, text_similarity(site.address, canonical.address))
-                links.append(DuplicateLink(site.id, canonical.id, round(distance * 1000, 1), round(similarity, 3)))
+            changes[site.id] = canonical.id
+            distance_m = haversine_km(site.latitude, site.longitude, canonical.latitude, canonical.longitude) * 1000
+            similarity = _site_similarity(site, canonical)
+            links.append(DuplicateLink(site.id, canonical.id, round(distance_m, 1), round(similarity, 3)))
 
-        if changes:
-            table = Station.__table__
+    if changes:
+        table = Station.__table__
+        async with db.engine.begin() as conn:
             await conn.execute(
                 update(table)
                 .where(table.c.id == bindparam("sid"))
@@ -249,27 +311,20 @@ async def link_duplicates(db: Database, station_ids: Sequence[int]) -> list[Dupl
     return sorted(links, key=lambda link: link.station_id)
 
 
-async def stations_touched_since(db: Database, since: datetime) -> AsyncIterator[list[int]]:
-    """Batches of ids of the stations written (`updated_at`) at or after `since`, by ascending id."""
+async def link_duplicates_since(db: Database, since: datetime) -> list[DuplicateLink]:
+    """Run the rule over every station written (`updated_at`) at or after `since`: after an import."""
+    # SQLite keeps timestamps as UTC text, compared as text.
+    since_param: Any = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if db.is_sqlite else since
+    links: list[DuplicateLink] = []
     last = 0
     while True:
-        async with db.engine.connect() as conn:
-            rows = await conn.execute(
-                select(Station.id)
-                .where(Station.updated_at >= since, Station.id > last)
-                .order_by(Station.id)
-                .limit(BATCH)
-            )
-            ids = list(rows.scalars())
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
-
-
-async def link_duplicates_since(db: Database, since: datetime) -> list[DuplicateLink]:
-    """Run the rule over every station written since `since` (after an import)."""
-    links: list[DuplicateLink] = []
-    async for ids in stations_touched_since(db, since):
-        links.extend(await link_duplicates(db, ids))
-    return links
+        rows = await db.fetch(
+            "SELECT id, latitude, longitude FROM stations WHERE updated_at >= :since AND id > :last "
+            f"ORDER BY id LIMIT {BATCH}",
+            {"since": since_param, "last": last},
+        )
+        if not rows:
+            return links
+        window = _Window(since_param, rows[0][0], rows[-1][0], _lon_margin(rows))
+        links.extend(await _link_window(db, window, {row[0] for row in rows}))
+        last = window.last
