@@ -14,8 +14,10 @@ import httpx
 
 from voltway.core.cache import invalidate
 from voltway.core.jobs import JobContext, job
+from voltway.core.scheduler import schedule
 from voltway.ingest.csv_io import import_csv
 from voltway.ingest.export import ExportFormat, export_stations
+from voltway.ingest.reader import import_ocm
 from voltway.ingest.upsert import UpsertReport
 from voltway.jobs.schemas import ExportFilters
 from voltway.jobs.service import export_file
@@ -24,18 +26,26 @@ from voltway.stations.search import StationFilters, StationQuery, parse_bbox
 REPORT_LIST_CAP = 100  # rejected / repeated / duplicate entries kept in a job result (counts are complete)
 
 
-def _byte_progress(ctx: JobContext, stream: IO[bytes], size: int) -> Callable[[int], None]:
-    """A sync progress callback for the importers: the share of the file read so far, reported in the background."""
-    pending: set[asyncio.Task[None]] = set()
+class _Progress:
+    """Sync progress callbacks for the importers, reported to the job record in the background."""
 
-    def report(_handled: int) -> None:
-        if pending or size <= 0:
-            return
-        task = asyncio.get_running_loop().create_task(ctx.progress(min(0.99, stream.tell() / size)))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+    def __init__(self, ctx: JobContext, size: int) -> None:
+        self.ctx = ctx
+        self.size = size
+        self._pending: set[asyncio.Task[None]] = set()
 
-    return report
+    def bytes_done(self, done: int) -> None:
+        if self._pending or self.size <= 0:
+            return  # the previous report is still being written
+        task = asyncio.get_running_loop().create_task(self.ctx.progress(min(0.99, done / self.size)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def ocm(self, _records: int, done: int) -> None:
+        self.bytes_done(done)
+
+    def csv(self, stream: IO[bytes]) -> Callable[[int], None]:
+        return lambda _handled: self.bytes_done(stream.tell())
 
 
 def summarize(report: UpsertReport) -> dict[str, Any]:
@@ -60,18 +70,30 @@ async def _download(ctx: JobContext, url: str, extension: str) -> Path:
 
 @job("import", timeout=3600, max_attempts=3)
 async def import_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Params: `format` (ocm|csv), `path` (an uploaded file) or `url`, optional `country` (OCM)."""
-    fmt = params["format"]
-    path = Path(params["path"]) if params.get("path") else await _download(ctx, params["url"], "csv" if fmt == "csv" else "json")
-    size = path.stat().st_size
-    with path.open("rb") as stream:
-        progress = _byte_progress(ctx, stream, size)
-        if fmt == "csv":
-            report = await import_csv(ctx.db, stream, progress=progress)
-        else:
-            raise ValueError(f"unsupported import format {fmt!r}")
+    """Params: `format` (ocm|csv); `path` (an uploaded file), `url`, or `source: "ocm_api"` (the configured
+    Open Charge Map API); optional `country`."""
+    fmt, country = params["format"], params.get("country")
+    if params.get("source") == "ocm_api":
+        params = {**params, "url": ctx.settings.ocm_api_url}
+    if fmt == "ocm":
+        source: str | Path = params.get("url") or Path(params["path"])
+        size = Path(source).stat().st_size if isinstance(source, Path) else 0
+        report = await import_ocm(ctx.db, source, settings=ctx.settings, country=country, progress=_Progress(ctx, size).ocm)
+    elif fmt == "csv":
+        path = Path(params["path"]) if params.get("path") else await _download(ctx, params["url"], "csv")
+        with path.open("rb") as stream:
+            report = await import_csv(ctx.db, stream, progress=_Progress(ctx, path.stat().st_size).csv(stream))
+    else:
+        raise ValueError(f"unsupported import format {fmt!r}")
     await invalidate("stations")
     return summarize(report)
+
+
+# Open Charge Map sync: the whole configured API feed, upserted (unchanged stations are left alone).
+schedule(
+    "ocm-sync", "30 3 * * *", kind="import", params={"format": "ocm", "source": "ocm_api"},
+    enabled=lambda settings: bool(settings.ocm_api_key),
+)
 
 
 def station_query(filters: ExportFilters) -> StationQuery:

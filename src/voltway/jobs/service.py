@@ -3,7 +3,7 @@
 import uuid
 from pathlib import Path
 
-from fastapi import UploadFile
+from starlette.datastructures import UploadFile
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
