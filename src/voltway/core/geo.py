@@ -22,6 +22,9 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
+# Distances up to this (a micrometre) count as zero: one point written two ways (a pole at any longitude,
+# longitude 180 and -180) is computed a few 1e-13 km from itself.
+SAME_POINT_KM = 1e-9
 # Bounding boxes are widened by this much (degrees, ~1 m) so that float rounding, including the 32-bit
 # coordinates of SQLite's R*Tree, never drops a point that lies exactly on the edge; the exact test follows.
 BOX_MARGIN_DEG = 1e-5

@@ -24,6 +24,7 @@ from voltway.core.db import Database
 from voltway.core.errors import InvalidInput
 from voltway.core.geo import (
     HALF_CIRCUMFERENCE_KM,
+    SAME_POINT_KM,
     GeoBox,
     chord2_to_km,
     chord2_within,
@@ -215,7 +216,7 @@ def _statement(
         sql.params.update(x0=x0, y0=y0, z0=z0)
     if circle is not None and radius_km is not None:
         sql.narrow(circle, exact=False)
-        sql.where.append(f"{_D2_SQL} <= {sql.param(chord2_within(radius_km))}")
+        sql.where.append(f"{_D2_SQL} <= {sql.param(chord2_within(radius_km + SAME_POINT_KM))}")
     if query.box is not None:
         # One index lookup per query: the circle's when there is one, else the box's.
         if circle is None:
