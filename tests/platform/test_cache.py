@@ -175,3 +175,24 @@ async def test_a_redis_restarted_empty_never_revives_an_older_version(
         assert await one.version("ns") == (2, True)
     finally:
         await one.close()
+
+
+async def test_an_answer_computed_across_a_bump_is_never_served() -> None:
+    """A value read before a write but stored after its bump is filed under the old version."""
+    cache.configure(redis_url=None)
+    started = asyncio.Event()
+
+    async def slow_old_read() -> str:
+        started.set()
+        await asyncio.sleep(0.05)
+        return "before the write"
+
+    computing = asyncio.create_task(cache.get_or_set("ns", "k", slow_old_read))
+    await started.wait()
+    await cache.invalidate("ns")  # the write commits and bumps while the old read is in flight
+    assert await computing == "before the write"  # its own caller gets it, as it would without a cache
+
+    async def fresh() -> str:
+        return "after the write"
+
+    assert await cache.get_or_set("ns", "k", fresh) == "after the write"

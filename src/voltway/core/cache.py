@@ -192,6 +192,13 @@ class TieredCache:
     async def get(self, namespace: str, key: str) -> Any:
         """The cached value or `MISSING`."""
         version, shared = await self.version(namespace)
+        return await self._lookup(namespace, version, shared, key)
+
+    async def set(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
+        version, shared = await self.version(namespace)
+        await self._store(namespace, version, shared, key, value, ttl)
+
+    async def _lookup(self, namespace: str, version: int, shared: bool, key: str) -> Any:
         mkey = f"{namespace}:{version}:{key}"
         value = self.memory.get(mkey)
         if value is not MISSING:
@@ -199,32 +206,25 @@ class TieredCache:
             return value
         if shared and self.redis_up:
             assert self.redis is not None
+            rkey = self._rkey(namespace, version, key)
             try:
-                raw = await self.redis.get(self._rkey(namespace, version, key))
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    raw, ms = await pipe.get(rkey).pttl(rkey).execute()
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, namespace)
             else:
                 if raw is not None:
                     value = _decode(raw)
-                    ttl = await self._remaining_ttl(namespace, version, key)
-                    self.memory.set(mkey, value, ttl)
+                    self.memory.set(mkey, value, ms / 1000 if ms > 0 else DEGRADED_TTL)
                     self._count("hit", namespace)
                     return value
         self._count("miss", namespace)
         return MISSING
 
-    async def _remaining_ttl(self, namespace: str, version: int, key: str) -> float:
-        assert self.redis is not None
-        try:
-            ms = await self.redis.pttl(self._rkey(namespace, version, key))
-        except REDIS_ERRORS:
-            return DEGRADED_TTL
-        return ms / 1000 if ms > 0 else DEGRADED_TTL
-
-    async def set(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
+    async def _store(self, namespace: str, version: int, shared: bool, key: str, value: Any, ttl: float | None) -> None:
         ttl = self.default_ttl if ttl is None else ttl
-        version, shared = await self.version(namespace)
-        self.memory.set(f"{namespace}:{version}:{key}", value, ttl if shared or self.redis is None else min(ttl, DEGRADED_TTL))
+        degraded = self.redis is not None and not shared
+        self.memory.set(f"{namespace}:{version}:{key}", value, min(ttl, DEGRADED_TTL) if degraded else ttl)
         if shared and self.redis_up:
             assert self.redis is not None
             try:
@@ -235,11 +235,16 @@ class TieredCache:
     async def get_or_set(
         self, namespace: str, key: str, producer: Callable[[], Awaitable[Any]], ttl: float | None = None
     ) -> Any:
-        """The cached value, else `producer()` computed once (per process and, with Redis, across processes)."""
-        value = await self.get(namespace, key)
+        """The cached value, else `producer()` computed once (per process and, with Redis, across processes).
+
+        The value is stored under the version read before computing it: if a write bumps the namespace
+        meanwhile, the value (maybe read before the write) is filed under the old version and never served.
+        """
+        version, shared = await self.version(namespace)
+        value = await self._lookup(namespace, version, shared, key)
         if value is not MISSING:
             return value
-        flight_key = f"{namespace}:{key}"
+        flight_key = f"{namespace}:{version}:{key}"
         running = self._inflight.get(flight_key)
         if running is not None:
             return await asyncio.shield(running)
@@ -247,7 +252,7 @@ class TieredCache:
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" warnings
         self._inflight[flight_key] = future
         try:
-            value = await self._compute(namespace, key, producer, ttl)
+            value = await self._compute(namespace, version, shared, key, producer, ttl)
         except BaseException as exc:
             future.set_exception(exc)
             raise
@@ -258,16 +263,17 @@ class TieredCache:
             del self._inflight[flight_key]
 
     async def _compute(
-        self, namespace: str, key: str, producer: Callable[[], Awaitable[Any]], ttl: float | None
+        self, namespace: str, version: int, shared: bool, key: str, producer: Callable[[], Awaitable[Any]],
+        ttl: float | None,
     ) -> Any:
         lock_key = token = None
-        if self.redis_up:
+        if shared and self.redis_up:
             assert self.redis is not None
-            lock_key, token = f"{self.prefix}:lock:{namespace}:{key}", secrets.token_hex(8)
+            lock_key, token = f"{self.prefix}:lock:{namespace}:{version}:{key}", secrets.token_hex(8)
             try:
                 if not await self.redis.set(lock_key, token, nx=True, px=LOCK_MS):
                     lock_key = None
-                    value = await self._wait_for_holder(namespace, key)
+                    value = await self._wait_for_holder(namespace, version, key)
                     if value is not MISSING:
                         return value
             except REDIS_ERRORS as exc:
@@ -275,7 +281,7 @@ class TieredCache:
                 lock_key = None
         try:
             value = await producer()
-            await self.set(namespace, key, value, ttl)
+            await self._store(namespace, version, shared, key, value, ttl)
             return value
         finally:
             if lock_key is not None and self.redis_up:
@@ -285,13 +291,14 @@ class TieredCache:
                 except REDIS_ERRORS as exc:
                     self._redis_failed(exc, namespace)
 
-    async def _wait_for_holder(self, namespace: str, key: str) -> Any:
+    async def _wait_for_holder(self, namespace: str, version: int, key: str) -> Any:
+        """Another process computes the value: poll Redis for it for up to LOCK_WAIT seconds."""
+        assert self.redis is not None
+        rkey = self._rkey(namespace, version, key)
         deadline = time.monotonic() + LOCK_WAIT
         while time.monotonic() < deadline and self.redis_up:
             await asyncio.sleep(0.02)
-            version, _ = await self.version(namespace)
-            assert self.redis is not None
-            raw = await self.redis.get(self._rkey(namespace, version, key))
+            raw = await self.redis.get(rkey)
             if raw is not None:
                 return _decode(raw)
         return MISSING
