@@ -20,6 +20,7 @@ Anything else is unreadable: `parse_usage_cost` returns None and the raw text st
 """
 
 import re
+from functools import lru_cache
 
 from voltway.stations.schemas import Price
 
@@ -90,6 +91,7 @@ def _names_currency(token: str) -> bool:
     return token in DOLLAR_SIGNS or token in CROWN_WORDS or token in CURRENCY_WORDS or token.upper() in ISO_CURRENCIES
 
 
+@lru_cache(maxsize=8192)  # the same texts come back again and again ("Free"); callers do not mutate the Price
 def parse_usage_cost(text: str | None, country: str | None = None) -> Price | None:
     """The price a usage cost text states, or None when it cannot be read (see the module docstring)."""
     if not text:

@@ -68,16 +68,20 @@ def _match(rules: tuple[tuple[T, tuple[str, ...]], ...], title: str, default: T)
     return default
 
 
+# Titles repeat across records: the lookups are cached.
+@lru_cache(maxsize=4096)
 def connector_code(title: str | None) -> ConnectorType:
     """The contract's connector code for an OCM connection type title (None: unknown)."""
     return ConnectorType.unknown if title is None else _match(CONNECTOR_RULES, title, ConnectorType.other)
 
 
+@lru_cache(maxsize=1024)
 def status_code(title: str | None) -> StationStatus:
     """The contract's status for an OCM status type title (None: unknown)."""
     return StationStatus.unknown if title is None else _match(STATUS_RULES, title, StationStatus.unknown)
 
 
+@lru_cache(maxsize=4096)
 def known_title(title: str | None) -> str | None:
     """The title, or None when it is one of OCM's "unknown" placeholders."""
     if title is None or _norm(title) in UNKNOWN_TITLES:
