@@ -103,7 +103,8 @@ def raw_ctes(d: Dialect, scope: Scope, r0: int, r1: int, now: int, step: int, pa
             {d.greatest(started, _bigint(d, "raw_r0"))},
             {d.least(f"COALESCE({ended}, {_bigint(d, 'raw_now')})", _bigint(d, "raw_r1"))}
         FROM charging_sessions cs {join}
-        WHERE cs.started_at < :raw_r1_ts AND (cs.ended_at > :raw_r0_ts OR cs.ended_at IS NULL) AND {where}
+        WHERE {d.unindexed("cs.started_at")} < :raw_r1_ts AND (cs.ended_at > :raw_r0_ts OR cs.ended_at IS NULL)
+            AND {where}
         UNION ALL
         SELECT station_id, currency, (p / {step_sql} + 1) * {step_sql}, e FROM pieces
         WHERE (p / {step_sql} + 1) * {step_sql} < e)"""

@@ -6,6 +6,7 @@ computes the calendar (how many seconds of each local hour a window holds) for m
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import text
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.analytics.facts import MEASURES, Plan, Scope, plan, series_facts, station_facts, with_clause
 from voltway.analytics.rollups import dialect_of, rolled_through
-from voltway.analytics.window import DAY, HOUR, Dialect, Window
+from voltway.analytics.window import DAY, HOUR, Dialect, Window, epoch
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 UNAVAILABLE = ("out_of_service", "removed", "planned")
@@ -142,37 +143,46 @@ async def peak_days(session: AsyncSession, *, q: Query) -> dict[str, Any]:
     }
 
 
+def _local_midnight(q: Query, day: int) -> int:
+    """UTC epoch second of the start of local day `day` (days since 1970-01-01) in the window's zone."""
+    date = datetime(1970, 1, 1) + timedelta(days=day)
+    return epoch(date.replace(tzinfo=q.window.zone))
+
+
 async def _unique_drivers(
-    session: AsyncSession, q: Query, start: int, bucket: Callable[[str], str]
+    session: AsyncSession, q: Query, previous_start: int, buckets: list[int], interval: str
 ) -> tuple[dict[int, int], dict[int, int]]:
     """Distinct drivers per local bucket of the window and per period (0 = previous, 1 = the window).
 
-    Distinct counts do not add up across hours, so they are always read from the raw sessions (index on
-    started_at)."""
+    Distinct counts do not add up across hours, so they are read from the sessions: each bucket's UTC range
+    (local midnights, from zoneinfo) is one range scan of the covering index (started_at, user_id,
+    station_id), with no per-row time arithmetic."""
     d = dialect_of(session)
-    params: dict[str, Any] = {
-        "u_a": d.timestamp_param(start),
-        "u_w": d.timestamp_param(q.window.start),
-        "u_b": d.timestamp_param(q.window.end),
-    }
+    ranges = [(-1, previous_start, q.window.start), (-2, q.window.start, q.window.end)]
+    for b in buckets:
+        first_day = b if interval == "day" else b * 7 - 3
+        lo = _local_midnight(q, first_day)
+        hi = _local_midnight(q, first_day + (1 if interval == "day" else 7))
+        ranges.append((b, max(lo, q.window.start), min(hi, q.window.end)))
+    params: dict[str, Any] = {}
+    values = []
+    def typed(name: str, sql_type: str) -> str:  # PostgreSQL cannot infer the types of a VALUES list
+        return f":{name}" if d.sqlite else f"CAST(:{name} AS {sql_type})"
+
+    for i, (key, lo, hi) in enumerate(ranges):
+        params.update({f"uk{i}": key, f"ulo{i}": d.timestamp_param(lo), f"uhi{i}": d.timestamp_param(hi)})
+        values.append(f"({typed(f'uk{i}', 'INTEGER')}, {typed(f'ulo{i}', 'TIMESTAMPTZ')}, {typed(f'uhi{i}', 'TIMESTAMPTZ')})")
     join = "JOIN stations s ON s.id = cs.station_id" if q.scope.needs_stations else ""
-    where = q.scope.where(params, "cs.station_id")
-    local = d.local(d.epoch("cs.started_at"), q.window, params)
-    base = (
-        f"FROM charging_sessions cs {join} WHERE cs.started_at >= :u_a AND cs.started_at < :u_b "
-        f"AND cs.user_id IS NOT NULL AND {where}"
-    )
-    per_bucket = await _rows(
+    rows = await _rows(
         session,
-        f"SELECT {bucket(local)} AS b, COUNT(DISTINCT cs.user_id) {base} AND cs.started_at >= :u_w "
-        f"GROUP BY {bucket(local)}",
+        f"WITH b(k, lo, hi) AS (VALUES {', '.join(values)}) "
+        f"SELECT b.k, COUNT(DISTINCT cs.user_id) FROM b JOIN charging_sessions cs "
+        f"ON cs.started_at >= b.lo AND cs.started_at < b.hi {join} "
+        f"WHERE cs.user_id IS NOT NULL AND {q.scope.where(params, 'cs.station_id')} GROUP BY b.k",
         params,
     )
-    period = "CASE WHEN cs.started_at < :u_w THEN 0 ELSE 1 END"
-    per_period = await _rows(
-        session, f"SELECT {period} AS period, COUNT(DISTINCT cs.user_id) {base} GROUP BY {period}", params
-    )
-    return {int(b): int(n) for b, n in per_bucket}, {int(k): int(n) for k, n in per_period}
+    counts = {int(k): int(n) for k, n in rows}
+    return {b: counts.get(b, 0) for b in buckets}, {0: counts.get(-1, 0), 1: counts.get(-2, 0)}
 
 
 def _pct(current: float, previous: float) -> float | None:
@@ -186,13 +196,13 @@ async def trends(session: AsyncSession, *, q: Query, interval: Literal["day", "w
     p = await _plan(session, q, start=previous_start)
     bucket = day_number if interval == "day" else week_number
     rows = await _bucketed(session, q, p, bucket)
-    drivers, period_drivers = await _unique_drivers(session, q, previous_start, bucket)
 
     def bucket_of(t: int) -> int:
         day = (t + q.window.offset(t)) // DAY
         return day if interval == "day" else (day + 3) // 7
 
     first, last = bucket_of(q.window.start), bucket_of(q.window.measured_end - 1)
+    drivers, period_drivers = await _unique_drivers(session, q, previous_start, list(range(first, last + 1)), interval)
     series: dict[int, dict[str, Any]] = {
         b: {"sessions": 0, "energy_wh": 0, "revenue": {}} for b in range(first, last + 1)
     }

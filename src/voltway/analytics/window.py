@@ -187,6 +187,10 @@ class Dialect:
     def least(self, a: str, b: str) -> str:
         return f"MIN({a}, {b})" if self.sqlite else f"LEAST({a}, {b})"
 
+    def unindexed(self, column: str) -> str:
+        """`column` in a condition that must not drive the plan (SQLite's unary plus; PostgreSQL plans by stats)."""
+        return f"+{column}" if self.sqlite else column
+
     def timestamp_param(self, t: int) -> Any:
         """A UTC epoch second as a parameter comparable with a timestamp column (SQLite stores text)."""
         moment = datetime.fromtimestamp(t, UTC)

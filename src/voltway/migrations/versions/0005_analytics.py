@@ -34,6 +34,10 @@ def _station_fk(table: str) -> sa.ForeignKeyConstraint:
 def upgrade() -> None:
     # The open tail of a window (sessions still running or ended since the last rollup) is found by end time.
     op.create_index("ix_charging_sessions_ended_at", "charging_sessions", ["ended_at"])
+    # Distinct drivers (trends) are counted from the sessions: a covering index serves the window scan.
+    op.create_index(
+        "ix_charging_sessions_started_at_user_id", "charging_sessions", ["started_at", "user_id", "station_id"]
+    )
     op.create_table(
         "analytics_station_hours",
         sa.Column("station_id", sa.Integer(), nullable=False),
@@ -86,4 +90,5 @@ def downgrade() -> None:
         "analytics_station_hours",
     ):
         op.drop_table(table)
+    op.drop_index("ix_charging_sessions_started_at_user_id", table_name="charging_sessions")
     op.drop_index("ix_charging_sessions_ended_at", table_name="charging_sessions")
