@@ -26,7 +26,9 @@ class ReviewOut(BaseModel):
 
 class CheckinIn(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"outcome": "could_not_charge", "connector_id": 12, "comment": "Card reader off"}]}
+        json_schema_extra={
+            "examples": [{"outcome": "could_not_charge", "connector_id": 12, "comment": "Card reader off"}]
+        }
     )
 
     outcome: CheckinOutcome

@@ -166,7 +166,8 @@ async def reliability(session: AsyncSession, *, station_id: int) -> Reliability:
         Checkin.created_at >= now - timedelta(days=RELIABILITY_WINDOW_DAYS),
         or_(Checkin.outcome == CheckinOutcome.charged_fine.value, Checkin.resolved_at.is_(None)),
     )
-    good, total, count = (await session.execute(select(func.sum(success), func.sum(weight), func.count()).where(counted))).one()
+    totals = select(func.sum(success), func.sum(weight), func.count()).where(counted)
+    good, total, count = (await session.execute(totals)).one()
     recent = (
         await session.scalars(
             select(Checkin).where(Checkin.station_id == station_id).order_by(Checkin.id.desc()).limit(RECENT_CHECKINS)
