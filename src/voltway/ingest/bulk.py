@@ -7,13 +7,13 @@ station without one.
 
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voltway.charging.status import record_status_change
+from voltway.charging.status import record_status_changes
 from voltway.core.db import Database, utcnow
 from voltway.ingest.duplicates import link_duplicates_since
 from voltway.ingest.upsert import ItemError, UpsertReport, upsert_stations
@@ -21,6 +21,7 @@ from voltway.stations.models import Station
 from voltway.stations.schemas import StationIn, StationStatus
 
 MAX_BULK_ITEMS = 1000
+M = TypeVar("M", bound=BaseModel)
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -33,15 +34,20 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_station(data: Any, *, index: int, prefix: str = "") -> StationIn | ItemError:
-    """One raw item as an upsertable station, or the error naming why it is not one."""
+def validate_item(model: type[M], data: Any, *, index: int, prefix: str = "") -> M | ItemError:
+    """One raw item as `model`, or the error naming every bad field."""
     if not isinstance(data, dict):
         return ItemError(index=index, code="validation_error", message=f"{prefix}expected a JSON object")
     try:
-        station = StationIn.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         return ItemError(index=index, code="validation_error", message=prefix + validation_message(exc))
-    if station.external_id is None:
+
+
+def validate_station(data: Any, *, index: int, prefix: str = "") -> StationIn | ItemError:
+    """One raw item as an upsertable station (it needs `external_id`), or the error naming why not."""
+    station = validate_item(StationIn, data, index=index, prefix=prefix)
+    if isinstance(station, StationIn) and station.external_id is None:
         return ItemError(
             index=index, code="missing_external_id", message=f"{prefix}external_id is required to upsert"
         )
@@ -123,10 +129,11 @@ class StatusResult(BaseModel):
 def _parse_status_items(items: Iterable[Any], errors: list[ItemError]) -> list[tuple[int, StatusItem]]:
     parsed = []
     for index, data in enumerate(items):
-        try:
-            parsed.append((index, StatusItem.model_validate(data)))
-        except ValidationError as exc:
-            errors.append(ItemError(index=index, code="validation_error", message=validation_message(exc)))
+        item = validate_item(StatusItem, data, index=index)
+        if isinstance(item, ItemError):
+            errors.append(item)
+        else:
+            parsed.append((index, item))
     return parsed
 
 
@@ -147,14 +154,14 @@ async def bulk_status(session: AsyncSession, *, items: Sequence[Any]) -> StatusR
     """Set the statuses of many stations and connectors in the request's transaction.
 
     An item naming an unknown station, or a connector of another station, is rejected whole and the other
-    items are applied. Every change goes through `record_status_change`, so it lands in the status history.
+    items are applied. The changes are written set-based by `record_status_changes`, with the status history.
     """
     errors: list[ItemError] = []
     parsed = _parse_status_items(items, errors)
     stations = await _load_stations(session, [item for _, item in parsed])
     by_id = {s.id: s for s in stations}
     by_key = {(s.source, s.external_id): s for s in stations}
-    updated = unchanged = 0
+    accepted: list[tuple[Station, StatusItem]] = []
     for index, item in parsed:
         station = by_id.get(item.station_id) if item.station_id is not None else by_key.get((item.source, item.external_id))
         if station is None:
@@ -169,15 +176,15 @@ async def bulk_status(session: AsyncSession, *, items: Sequence[Any]) -> StatusR
                 message=f"station {station.id} has no connector {', '.join(map(str, foreign))}",
             ))
             continue
-        targets = [(None, item.status)] if item.status is not None else []
-        targets += [(c.id, c.status) for c in item.connectors]
-        changed = False
-        for connector_id, status in targets:
-            change = await record_status_change(
-                session, station_id=station.id, connector_id=connector_id, status=status.value, source="bulk"
-            )
-            changed |= change is not None
-        updated += changed
-        unchanged += not changed
+        accepted.append((station, item))
+    changes = [
+        (station.id, connector_id, status.value)
+        for station, item in accepted
+        for connector_id, status in [(None, item.status), *((c.id, c.status) for c in item.connectors)]
+        if status is not None
+    ]
+    history = await record_status_changes(session, changes=changes, source="bulk")
+    changed_stations = {row["station_id"] for row in history}
+    updated = sum(station.id in changed_stations for station, _ in accepted)
     errors.sort(key=lambda e: e.index)
-    return StatusResult(updated=updated, unchanged=unchanged, errors=errors)
+    return StatusResult(updated=updated, unchanged=len(accepted) - updated, errors=errors)
