@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 import redis.asyncio as aioredis
 from fastapi import Request, Response
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.core.metrics import CACHE_LOOKUPS
 
@@ -348,6 +349,17 @@ def invalidate_soon(namespace: str) -> None:
         task = asyncio.get_running_loop().create_task(cache.invalidate(namespace))
         _background.add(task)
         task.add_done_callback(_background.discard)
+
+
+async def invalidate_after_commit(session: AsyncSession, *namespaces: str) -> None:
+    """Commit the session, then bump the namespaces (the usual ending of a write route).
+
+    Bumping after the commit, not before, closes the window in which a reader could cache the pre-write
+    state under the new version.
+    """
+    await session.commit()
+    for namespace in namespaces:
+        await cache.invalidate(namespace)
 
 
 _background: set[asyncio.Task[None]] = set()

@@ -4,11 +4,13 @@ Reads return `FastJSONResponse` bodies built by the service (no ORM, no response
 path); `response_model` documents the shape in OpenAPI.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from voltway.accounts.dependencies import OperatorKey
+from voltway.core.cache import cached_response, invalidate_after_commit
 from voltway.core.db import DB, Session
 from voltway.core.errors import InvalidInput, error_responses
 from voltway.core.responses import FastJSONResponse
@@ -18,6 +20,17 @@ from voltway.stations.schemas import StationIn, StationOut, StationPage, Station
 from voltway.stations.search import StationQuery, nearest_stations, parse_bbox, search_stations
 
 router = APIRouter(prefix="/stations", tags=["stations"])
+CACHED = "Answers are cached (ETag, `Cache-Control: public, max-age=30`, 304 on `If-None-Match`); every write makes them stale."
+
+
+async def _cached(request: Request, page: Callable[[], Awaitable[Any]]) -> Response:
+    """The answer's bytes from the "stations" cache namespace; `page()` runs only on a miss."""
+
+    async def render() -> bytes:
+        return FastJSONResponse(await page()).body
+
+    return await cached_response(request, render, namespace="stations")
+
 
 def _missing(names: list[str], reason: str) -> InvalidInput:
     return InvalidInput(
@@ -36,11 +49,11 @@ def _missing(names: list[str], reason: str) -> InvalidInput:
         "combinable. Sorted by distance when `lat`/`lon` are given (each item then has `distance_km`), else by "
         "id; `sort=power|rating` sorts by highest power or rating. Pass `next_cursor` back as `cursor` for the "
         "next page. `removed` stations are left out unless `status=removed`; listings linked to another "
-        "station as duplicates are left out."
+        "station as duplicates are left out. " + CACHED
     ),
     responses=error_responses(422),
 )
-async def search(db: DB, params: Annotated[SearchParams, Query()]) -> Any:
+async def search(db: DB, request: Request, params: Annotated[SearchParams, Query()]) -> Any:
     if (params.lat is None) != (params.lon is None):
         raise _missing(["lon" if params.lon is None else "lat"], "lat and lon go together")
     if params.radius_km is not None and params.lat is None:
@@ -54,30 +67,32 @@ async def search(db: DB, params: Annotated[SearchParams, Query()]) -> Any:
         limit=params.limit,
         cursor=params.cursor,
     )
-    return FastJSONResponse(await search_stations(db, query=query))
+    return await _cached(request, lambda: search_stations(db, query=query))
 
 
 @router.get(
     "/nearest",
     response_model=StationPage,
     summary="The k nearest stations",
-    description="The `k` stations nearest to `lat`/`lon` at any distance, nearest first, with the search filters.",
+    description="The `k` stations nearest to `lat`/`lon` at any distance, nearest first, with the search filters. "
+    + CACHED,
     responses=error_responses(422),
 )
-async def nearest(db: DB, params: Annotated[NearestParams, Query()]) -> Any:
-    page = await nearest_stations(db, lat=params.lat, lon=params.lon, k=params.k, filters=params.filters())
-    return FastJSONResponse(page)
+async def nearest(db: DB, request: Request, params: Annotated[NearestParams, Query()]) -> Any:
+    return await _cached(
+        request, lambda: nearest_stations(db, lat=params.lat, lon=params.lon, k=params.k, filters=params.filters())
+    )
 
 
 @router.get(
     "/{station_id}",
     response_model=StationOut,
     summary="One station",
-    description="A station by id, with its connectors and rating (linked duplicate listings included).",
+    description="A station by id, with its connectors and rating (linked duplicate listings included). " + CACHED,
     responses=error_responses(404, 422),
 )
-async def detail(db: DB, station_id: StationId) -> Any:
-    return FastJSONResponse(await service.get_station_dict(db, station_id=station_id))
+async def detail(db: DB, request: Request, station_id: StationId) -> Any:
+    return await _cached(request, lambda: service.get_station_dict(db, station_id=station_id))
 
 
 @router.post(
@@ -90,6 +105,7 @@ async def detail(db: DB, station_id: StationId) -> Any:
 )
 async def create(_key: OperatorKey, session: Session, data: StationIn) -> Any:
     body = await service.create_station(session, data=data)
+    await invalidate_after_commit(session, "stations")
     return FastJSONResponse(body, status_code=status.HTTP_201_CREATED)
 
 
@@ -101,7 +117,9 @@ async def create(_key: OperatorKey, session: Session, data: StationIn) -> Any:
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def update(_key: OperatorKey, session: Session, station: ValidStation, patch: StationPatch) -> Any:
-    return FastJSONResponse(await service.update_station(session, station=station, patch=patch))
+    body = await service.update_station(session, station=station, patch=patch)
+    await invalidate_after_commit(session, "stations")
+    return FastJSONResponse(body)
 
 
 @router.delete(
@@ -114,4 +132,5 @@ async def update(_key: OperatorKey, session: Session, station: ValidStation, pat
 )
 async def remove(_key: OperatorKey, session: Session, station: ValidStation) -> Response:
     await service.delete_station(session, station=station)
+    await invalidate_after_commit(session, "stations")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
