@@ -33,12 +33,19 @@ async def backdate(db, session_id, minutes):
 
 async def test_driver_session_cost_status_and_history(client, db, backend, driver, station):
     connector = station.connector_ids[0]
+
+    async def shown_status():  # through the (cached) station answer
+        shown = (await client.get(f"/api/v1/stations/{station.id}")).json()
+        return next(c["status"] for c in shown["connectors"] if c["id"] == connector)
+
+    assert await shown_status() == "available"
     started = await client.post("/api/v1/sessions", headers=driver.headers,
                                 json={"station_id": station.id, "connector_id": connector})
     assert started.status_code == 201
     charge = started.json()
     assert (charge["status"], charge["user_id"], charge["cost"], charge["ended_at"]) == ("active", driver.id, None, None)
     assert await connector_status(db, connector) == "occupied"
+    assert await shown_status() == "occupied"
 
     again = await client.post("/api/v1/sessions", headers=driver.headers,
                               json={"station_id": station.id, "connector_id": connector})
@@ -51,6 +58,7 @@ async def test_driver_session_cost_status_and_history(client, db, backend, drive
     # 0.59 EUR/kWh + 1.00 EUR per session (the fixture's price); no per-minute part.
     assert (done["status"], done["energy_kwh"], done["cost"], done["currency"]) == ("completed", 20.5, 13.1, "EUR")
     assert await connector_status(db, connector) == "available"
+    assert await shown_status() == "available"
     assert await history(db, station.id) == [
         (connector, "available", "occupied", "session"),
         (connector, "occupied", "available", "session"),

@@ -7,11 +7,13 @@ from fastapi import APIRouter, Query, status
 from voltway.accounts.dependencies import CurrentDriver, DriverOrOperator
 from voltway.charging import service
 from voltway.charging.schemas import ReservationIn, ReservationOut, SessionIn, SessionOut, SessionStop
+from voltway.core.cache import invalidate_after_commit
 from voltway.core.db import Session
 from voltway.core.errors import error_responses
 from voltway.core.pagination import Limit, Page
 
 router = APIRouter(tags=["charging"])
+STATIONS_CACHE = "stations"  # the cache namespace of station answers (stations/router.py)
 
 WHO = "A driver's bearer token, or an operator/admin API key"
 
@@ -77,7 +79,9 @@ async def cancel(reservation_id: int, user: CurrentDriver, session: Session) -> 
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def start(data: SessionIn, actor: DriverOrOperator, session: Session) -> SessionOut:
-    return SessionOut.model_validate(await service.start_session(session, actor=actor, data=data))
+    charge = SessionOut.model_validate(await service.start_session(session, actor=actor, data=data))
+    await invalidate_after_commit(session, STATIONS_CACHE)  # cached station answers carry connector status
+    return charge
 
 
 @router.post(
@@ -89,9 +93,11 @@ async def start(data: SessionIn, actor: DriverOrOperator, session: Session) -> S
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def stop(session_id: int, data: SessionStop, actor: DriverOrOperator, session: Session) -> SessionOut:
-    return SessionOut.model_validate(
+    charge = SessionOut.model_validate(
         await service.stop_session(session, actor=actor, session_id=session_id, energy_kwh=data.energy_kwh)
     )
+    await invalidate_after_commit(session, STATIONS_CACHE)
+    return charge
 
 
 @router.get(

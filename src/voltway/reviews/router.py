@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from voltway.accounts.dependencies import CurrentDriver, OperatorKey
+from voltway.core.cache import invalidate_after_commit
 from voltway.core.db import Session
 from voltway.core.errors import error_responses
 from voltway.core.pagination import Limit, Page
@@ -12,6 +13,7 @@ from voltway.reviews import service
 from voltway.reviews.schemas import CheckinIn, CheckinOut, Reliability, ReviewIn, ReviewOut
 
 router = APIRouter(tags=["reviews"])
+STATIONS_CACHE = "stations"  # the cache namespace of station answers (stations/router.py)
 
 
 @router.post(
@@ -27,6 +29,7 @@ async def post_review(
     station_id: int, data: ReviewIn, user: CurrentDriver, session: Session, response: Response
 ) -> ReviewOut:
     review, created = await service.post_review(session, user=user, station_id=station_id, data=data)
+    await invalidate_after_commit(session, STATIONS_CACHE)  # cached station answers carry the rating
     if not created:
         response.status_code = status.HTTP_200_OK
     return review
@@ -55,6 +58,7 @@ async def reviews(
 )
 async def delete_my_review(station_id: int, user: CurrentDriver, session: Session) -> None:
     await service.delete_own_review(session, user=user, station_id=station_id)
+    await invalidate_after_commit(session, STATIONS_CACHE)
 
 
 @router.post(
