@@ -30,7 +30,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/test/slow")
     async def slow() -> dict[str, str]:
-        await asyncio.sleep(0.08)
+        await asyncio.sleep(0.6)
         return {"ok": "slow"}
 
     @app.get("/test/leak")
@@ -59,7 +59,7 @@ async def test_every_line_of_a_request_carries_its_request_id(app_factory, log_d
         handler_line = next(line for line in mine if line["logger"] == "voltway.test")
         assert handler_line["message"] == "inside the handler" and handler_line["station_id"] == 7
         access = next(line for line in mine if line["logger"] == "voltway.access")
-        assert access["level"] == "INFO"
+        assert access["level"] == ("WARNING" if access["slow"] else "INFO")  # a loaded test machine may be slow
         assert access["method"] == "GET" and access["route"] == "/test/chatty" and access["status"] == 200
         assert access["client"] == "127.0.0.1" and access["duration_ms"] > 0 and access["slow"] is False
         assert {"timestamp", "level", "logger", "message"} <= set(access)
@@ -68,7 +68,7 @@ async def test_every_line_of_a_request_carries_its_request_id(app_factory, log_d
 
 
 async def test_slow_request_logged_at_warning_and_counted(app_factory, log_dir: Path) -> None:
-    async with app_factory(_routes, slow_request_threshold=0.05) as client:
+    async with app_factory(_routes, slow_request_threshold=0.4) as client:
         before = await scrape(client)
         slow = await client.get("/test/slow")
         await client.get("/test/chatty")
@@ -78,7 +78,7 @@ async def test_slow_request_logged_at_warning_and_counted(app_factory, log_dir: 
     lines = [line for line in lines if line["route"] != "/metrics"]  # a cold first scrape may be slow too
     slow_lines = [line for line in lines if line["slow"]]
     assert [line["request_id"] for line in slow_lines] == [slow_id]
-    assert slow_lines[0]["level"] == "WARNING" and slow_lines[0]["duration_ms"] >= 80
+    assert slow_lines[0]["level"] == "WARNING" and slow_lines[0]["duration_ms"] >= 600
     assert value(after, "voltway_http_slow_requests_total", method="GET", route="/test/slow") - value(
         before, "voltway_http_slow_requests_total", method="GET", route="/test/slow"
     ) == 1

@@ -35,6 +35,9 @@ REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+# Load-balancer probes and Prometheus scrapes: counted like any request, but their access lines are DEBUG.
+QUIET_ROUTES = frozenset({"/health", "/health/ready", "/api/v1/health", "/metrics"})
+
 access_logger = logging.getLogger("voltway.access")
 error_logger = logging.getLogger("voltway.errors")
 
@@ -161,17 +164,23 @@ class ObservabilityMiddleware:
             slow = duration > self.slow_threshold
             if slow:
                 HTTP_SLOW_REQUESTS.labels(method, route).inc()
-            level = logging.WARNING if slow else logging.INFO
+            if slow:
+                level = logging.WARNING
+            elif route in QUIET_ROUTES and status < 500:
+                level = logging.DEBUG  # probes and scrapes every few seconds would drown the access log
+            else:
+                level = logging.INFO
             if access_logger.isEnabledFor(level):
                 client = scope.get("client")
-                access_logger.log(
+                # makeRecord + handle: the record access_logger.log() would make, without its stack walk.
+                record = access_logger.makeRecord(
+                    access_logger.name,
                     level,
+                    __file__,
+                    0,
                     "%s %s %d %.1f ms%s",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    duration * 1000,
-                    " (slow)" if slow else "",
+                    (scope["method"], scope["path"], status, duration * 1000, " (slow)" if slow else ""),
+                    None,
                     extra={
                         "method": scope["method"],
                         "path": scope["path"],
@@ -182,4 +191,5 @@ class ObservabilityMiddleware:
                         "slow": slow,
                     },
                 )
+                access_logger.handle(record)
             request_context.reset(token)

@@ -1,0 +1,103 @@
+"""The cost of the request middleware: the same app with and without it, over HTTP, alternating.
+
+    python bench/synth.py /tmp/bench.db -n 20000                 # once: synthetic stations
+    python bench/middleware_overhead.py /tmp/bench.db [--rounds 5] [--duration 5] [--concurrency 32]
+
+Starts two single-worker uvicorn servers (uvloop + httptools) on the same database with the default
+logging (LOG_LEVEL=INFO: one JSON access line per request to the console and to LOG_DIR/app.log; the
+console goes to a file, as under a process manager):
+- "with":    `voltway.app:create_app`, the whole stack (request id, timing headers, metrics, access log);
+- "without": the same app with `ObservabilityMiddleware` removed (`app_without_middleware` below).
+Then it runs `../shared/bench/load.py` (wrk) against each in turn, per workload (`/health`; radius searches
+from `radius.txt`), and prints the median throughput ratio with/without. The target is >= 90 %.
+Client and servers share the machine's cores: read the figures as a ratio.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from fastapi import FastAPI
+from search_http import SHARED_BENCH, free_port, run_load, wait_ready
+from synth import database_url
+
+from voltway.app import create_app
+from voltway.core.middleware import ObservabilityMiddleware
+
+
+def app_without_middleware() -> FastAPI:
+    """The app of `create_app`, minus the observability middleware (the baseline)."""
+    app = create_app()
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not ObservabilityMiddleware]
+    return app
+
+
+def serve(stack: ExitStack, factory: str, port: int, env: dict[str, str], log: Path) -> str:
+    command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port), "--workers", "1",
+               "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "info"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, cwd=Path(__file__).parent, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(stop)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(f"{base}/health")
+    return base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", help="a SQLite file loaded by synth.py, or a database URL")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workloads", default="health,radius", help="comma-separated: health, radius")
+    args = parser.parse_args()
+
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        health_paths = tmp_path / "health.txt"
+        health_paths.write_text("/health\n")
+        workloads = {"health": health_paths, "radius": SHARED_BENCH / "radius.txt"}
+        bases = {}
+        for name, factory in (("with", "voltway.app:create_app"), ("without", "middleware_overhead:app_without_middleware")):
+            env = {**os.environ, "DATABASE_URL": database_url(args.target), "LOG_DIR": str(tmp_path / name),
+                   "LOG_LEVEL": "INFO", "DATA_DIR": tmp, "PYTHONPATH": str(Path(__file__).parent)}
+            bases[name] = serve(stack, factory, free_port(), env, tmp_path / f"{name}.console.log")
+        summary = []
+        for workload in args.workloads.split(","):
+            ratios, rps = [], {"with": [], "without": []}
+            for round_no in range(args.rounds):
+                order = ("with", "without") if round_no % 2 == 0 else ("without", "with")
+                result = {}
+                for name in order:
+                    result[name] = run_load(bases[name], workloads[workload], args, f"{workload}-{name}", round_no * 97)
+                    if result[name]["errors"]:
+                        raise SystemExit(f"{name}: {result[name]['errors']} errors: {result[name]['statuses']}")
+                    rps[name].append(result[name]["ok_rps"])
+                ratios.append(result["with"]["ok_rps"] / result["without"]["ok_rps"])
+            summary.append(
+                f"{workload}: with {statistics.median(rps['with']):.0f} req/s, without "
+                f"{statistics.median(rps['without']):.0f} req/s; ratio median {statistics.median(ratios):.1%} "
+                f"(rounds: {', '.join(f'{r:.1%}' for r in ratios)})"
+            )
+        lines = sum(1 for _ in (tmp_path / "with" / "app.log").open())
+        print(f"\nc={args.concurrency}, {args.duration:g} s per run, {args.rounds} rounds, alternating; "
+              f"the 'with' server wrote {lines} JSON lines to app.log")
+        print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
