@@ -1,6 +1,7 @@
 """The FastAPI application factory."""
 
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from voltway.analytics.pages import router as dashboard_router
 from voltway.analytics.router import me_router as recommendations_router
 from voltway.analytics.router import router as analytics_router
 from voltway.charging.router import router as charging_router
+from voltway.core.cache import CacheFront
 from voltway.core.db import Database
 from voltway.core.docs import API_DESCRIPTION, TAGS, install_docs
 from voltway.core.errors import install_error_handlers
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_enabled:
         install_metrics(app, scrape_gauges=[table_count_gauge("voltway_stations", "Stations in the registry", "stations")])
     install_docs(app)
+    app.add_middleware(CacheFront, namespace="stations", paths=re.compile(r"/api/v1/stations(/nearest|/[0-9]+)?"))
     # Added last, so it is the outermost middleware: it times and correlates everything inside it.
     app.add_middleware(ObservabilityMiddleware, slow_request_threshold=settings.slow_request_threshold)
     return app
