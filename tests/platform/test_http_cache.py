@@ -1,5 +1,6 @@
 """Cached GET answers: ready bytes per normalized URL, ETag / Cache-Control, 304, invalidation."""
 
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -7,7 +8,7 @@ import orjson
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from voltway.core.cache import cache, cached_response, invalidate
+from voltway.core.cache import CacheFront, cache, cached_response, invalidate
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ async def counted() -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, int]]]:
 
         return await cached_response(request, render, namespace="things")
 
+    app.add_middleware(CacheFront, namespace="things", paths=re.compile("/things"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         yield client, state
 
@@ -33,6 +35,7 @@ async def test_answers_are_cached_per_normalized_url(counted: tuple[httpx.AsyncC
     first = await client.get("/things?b=2&a=1&a=0")
     again = await client.get("/things?a=1&a=0&b=2")  # same parameters in another order: same entry
     assert first.content == again.content and state["renders"] == 1
+    assert first.headers == again.headers  # the route's miss answer and the front's hit answer look alike
     assert first.json() == {"value": 1, "query": [["a", "0"], ["a", "1"], ["b", "2"]]}
     assert first.headers["content-type"] == "application/json"
     assert first.headers["cache-control"] == "public, max-age=30"

@@ -21,17 +21,19 @@ import hashlib
 import inspect
 import logging
 import pickle
+import re
 import secrets
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
 from fastapi import Request, Response
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voltway.core.metrics import CACHE_LOOKUPS
 
@@ -190,16 +192,16 @@ class TieredCache:
     def _rkey(self, namespace: str, version: int, key: str) -> str:
         return f"{self.prefix}:c:{namespace}:{version}:{hashlib.blake2b(key.encode(), digest_size=16).hexdigest()}"
 
-    async def get(self, namespace: str, key: str) -> Any:
-        """The cached value or `MISSING`."""
+    async def get(self, namespace: str, key: str, *, count_miss: bool = True) -> Any:
+        """The cached value or `MISSING` (`count_miss=False` when the caller goes on to a counted lookup)."""
         version, shared = await self.version(namespace)
-        return await self._lookup(namespace, version, shared, key)
+        return await self._lookup(namespace, version, shared, key, count_miss=count_miss)
 
     async def set(self, namespace: str, key: str, value: Any, ttl: float | None = None) -> None:
         version, shared = await self.version(namespace)
         await self._store(namespace, version, shared, key, value, ttl)
 
-    async def _lookup(self, namespace: str, version: int, shared: bool, key: str) -> Any:
+    async def _lookup(self, namespace: str, version: int, shared: bool, key: str, *, count_miss: bool = True) -> Any:
         mkey = f"{namespace}:{version}:{key}"
         value = self.memory.get(mkey)
         if value is not MISSING:
@@ -219,7 +221,8 @@ class TieredCache:
                     self.memory.set(mkey, value, ms / 1000 if ms > 0 else DEGRADED_TTL)
                     self._count("hit", namespace)
                     return value
-        self._count("miss", namespace)
+        if count_miss:
+            self._count("miss", namespace)
         return MISSING
 
     async def _store(self, namespace: str, version: int, shared: bool, key: str, value: Any, ttl: float | None) -> None:
@@ -421,14 +424,15 @@ def _tag(body: bytes) -> bytes:
     return b'"' + hashlib.blake2b(body, digest_size=8).hexdigest().encode() + b'"' + body
 
 
-def request_key(request: Request) -> str:
+def scope_key(scope: Scope) -> str:
     """Path and query string with the parameters sorted, so equivalent URLs share one entry."""
-    query = urlencode(sorted(request.query_params.multi_items()))
-    return f"{request.url.path}?{query}" if query else request.url.path
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return scope["path"]
+    return scope["path"] + "?" + urlencode(sorted(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
 
 
-def etag_matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
+def etag_matches(header: str | None, etag: str) -> bool:
     if not header:
         return False
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
@@ -449,7 +453,7 @@ async def cached_response(
     `produce()` renders the body on a miss (its errors propagate and nothing is cached). Misses are counted
     per URL, so the warm-up job knows which answers are worth computing before anyone asks again.
     """
-    key = request_key(request)
+    key = scope_key(request.scope)
 
     async def tagged() -> bytes:
         await cache.note_miss(namespace, key)
@@ -458,6 +462,41 @@ async def cached_response(
     value: bytes = await cache.get_or_set(namespace, key, tagged, ttl)
     etag = value[:ETAG_LENGTH].decode()
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
-    if etag_matches(request, etag):
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(value[ETAG_LENGTH:], media_type=media_type, headers=headers)
+
+
+class CacheFront:
+    """ASGI middleware answering cache hits of `cached_response` routes before routing and validation.
+
+    A GET whose path matches `paths` is looked up under the same key the route uses; a hit is sent at once
+    (a key only exists once the route has validated and answered that exact request), a miss goes on to
+    the route, which computes and stores the answer.
+    """
+
+    def __init__(self, app: ASGIApp, *, namespace: str, paths: re.Pattern[str], max_age: int = 30) -> None:
+        self.app = app
+        self.namespace = namespace
+        self.paths = paths
+        self.cache_control = f"public, max-age={max_age}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or not self.paths.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        value = await cache.get(self.namespace, scope_key(scope), count_miss=False)
+        if value is MISSING:
+            await self.app(scope, receive, send)
+            return
+        etag = value[:ETAG_LENGTH]
+        headers = [(b"etag", etag), (b"cache-control", self.cache_control)]
+        if_none_match = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+        if etag_matches(if_none_match.decode("latin-1") if if_none_match else None, etag.decode()):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = value[ETAG_LENGTH:]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
