@@ -98,7 +98,8 @@ async def test_a_thousand_items(
     for sid, cid in connectors:
         by_station.setdefault(sid, []).append(cid)
     body = [
-        {"station_id": sid, "status": "occupied", "connectors": [{"id": cid, "status": "out_of_service"} for cid in cids]}
+        {"station_id": sid, "status": "occupied",
+         "connectors": [{"id": cid, "status": "out_of_service"} for cid in cids]}
         for sid, cids in by_station.items()
     ]
     started = time.perf_counter()

@@ -1,7 +1,12 @@
 """CSV import: header validation, per-row errors by line, invalid UTF-8, streaming, round trip with the export."""
 
+import csv
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -123,7 +128,6 @@ def test_connector_cell_format() -> None:
 
 async def test_export_round_trips_through_import(
     client: httpx.AsyncClient, operator_headers: dict[str, str], db: Database, station_item: StationFactory,
-    tmp_path: Any, settings: Any,
 ) -> None:
     items = [
         station_item(1),
@@ -157,3 +161,39 @@ async def test_export_round_trips_through_import(
 
     assert comparable(after) == comparable(before)
     assert len(after) == 4
+
+
+def _cli(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_DIR": str(tmp_path / "logs"), "LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [sys.executable, "-m", "voltway", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_import_summary_and_exit_codes(database_url: str, tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_bytes(HEADER + b"a-1,One,1.5,2.5,Acme,ccs2:50\na-2,Two,1.6,2.5,Acme,\n")
+    result = _cli(database_url, tmp_path, "import", "csv", str(good))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "created 2, updated 0, unchanged 0, rejected 0, repeated 0, duplicates linked 0"
+    )
+
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(HEADER + b"a-1,One,1.5,2.5,Acme,ccs2:50\na-3,Bad,1.7,200,Acme,\n")
+    result = _cli(database_url, tmp_path, "import", "csv", str(mixed))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "created 0, updated 0, unchanged 1, rejected 1, repeated 0, duplicates linked 0"
+    assert lines[1].startswith("  rejected line 3 [validation_error]: line 3: longitude:")
+
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"id,title\n1,x\n")
+    result = _cli(database_url, tmp_path, "import", "csv", str(bad))
+    assert result.returncode == 2
+    assert "bad CSV header: unknown column(s): id, title" in result.stderr
+
+    exported = tmp_path / "out.csv"
+    result = _cli(database_url, tmp_path, "export", "csv", "-o", str(exported))
+    assert result.returncode == 0 and "exported 2 stations" in result.stderr
+    assert [r["external_id"] for r in csv.DictReader(io.StringIO(exported.read_text()))] == ["a-1", "a-2"]

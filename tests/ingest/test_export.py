@@ -147,7 +147,9 @@ async def test_export_rejects_bad_queries(client: httpx.AsyncClient) -> None:
 
 async def _insert(db: Database, start: int, count: int, station_item: StationFactory) -> None:
     items = (
-        (n, StationIn.model_validate(station_item(n, latitude=-40 + (n % 1000) * 0.01, longitude=170 + n // 1000 * 0.01)))
+        (n, StationIn.model_validate(
+            station_item(n, latitude=-40 + (n % 1000) * 0.01, longitude=170 + n // 1000 * 0.01)
+        ))
         for n in range(start, start + count)
     )
     report = await upsert_stations(db, items)

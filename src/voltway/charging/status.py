@@ -1,8 +1,8 @@
 """The one way to change the status of a station or a connector: set it and record it in the history.
 
 Every writer (charging sessions, the station PATCH, bulk status updates, imports) calls
-`record_status_change` (or its set-based form `record_status_changes`) instead of assigning `.status` itself, so that the history behind the analytics
-(utilization) and the live map is complete.
+`record_status_change` (or its set-based form `record_status_changes`) instead of assigning `.status`
+itself, so that the history behind the analytics (utilization) and the live map is complete.
 """
 
 from collections.abc import Sequence
@@ -96,7 +96,8 @@ async def record_status_changes(
     if not history:
         return []
     # Core statements (executemany), not ORM bulk operations: an order of magnitude faster for thousands of rows.
-    for kind, table, extra in (("station", Station.__table__, {"updated_at": now}), ("connector", Connector.__table__, {})):
+    tables = (("station", Station.__table__, {"updated_at": now}), ("connector", Connector.__table__, {}))
+    for kind, table, extra in tables:
         rows = [{"target": i, "new_status": current[(k, i)]} for k, i in changed if k == kind]
         if rows:
             statement = update(table).where(table.c.id == bindparam("target"))

@@ -93,7 +93,9 @@ async def bulk_upsert(db: Database, *, items: Sequence[Any]) -> BulkResult:
         else:
             valid.append((index, checked))
     report = await import_stations(db, valid, invalid=errors)
-    return BulkResult(created=report.created, updated=report.updated, unchanged=report.unchanged, errors=report.rejected)
+    return BulkResult(
+        created=report.created, updated=report.updated, unchanged=report.unchanged, errors=report.rejected
+    )
 
 
 # ---------------------------------------------------------------------------------------- status updates
@@ -163,7 +165,10 @@ async def bulk_status(session: AsyncSession, *, items: Sequence[Any]) -> StatusR
     by_key = {(s.source, s.external_id): s for s in stations}
     accepted: list[tuple[Station, StatusItem]] = []
     for index, item in parsed:
-        station = by_id.get(item.station_id) if item.station_id is not None else by_key.get((item.source, item.external_id))
+        if item.station_id is not None:
+            station = by_id.get(item.station_id)
+        else:
+            station = by_key.get((item.source, item.external_id))
         if station is None:
             name = f"id {item.station_id}" if item.station_id is not None else f"{item.source}/{item.external_id}"
             errors.append(ItemError(index=index, code="station_not_found", message=f"station {name} does not exist"))

@@ -129,7 +129,8 @@ class CsvStationReader:
             try:
                 yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                self._bad_lines[number] = f"invalid UTF-8 (byte {exc.start + 1} of the line: {raw[exc.start:exc.start + 1]!r})"
+                bad_byte = raw[exc.start : exc.start + 1]
+                self._bad_lines[number] = f"invalid UTF-8 (byte {exc.start + 1} of the line: {bad_byte!r})"
                 yield raw.decode("utf-8", errors="replace")
 
     def _reject(self, line: int, code: str, message: str) -> None:

@@ -72,7 +72,8 @@ async def read_json_items(request: Request) -> list[Any]:
         raise InvalidInput(f"the body is not valid JSON: {exc}", details=[{"field": "body", "in": "body"}]) from None
     if not isinstance(items, list):
         raise InvalidInput(
-            "the body must be a JSON array of items", details=[{"field": "body", "in": "body", "message": "not an array"}]
+            "the body must be a JSON array of items",
+            details=[{"field": "body", "in": "body", "message": "not an array"}],
         )
     if len(items) > MAX_BULK_ITEMS:
         raise PayloadTooLarge(
@@ -139,7 +140,9 @@ async def export(
     format: Annotated[ExportFormat, Query(description="csv, geojson or json")] = ExportFormat.geojson,
     lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude")] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude")] = None,
-    radius_km: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Radius in km (needs lat, lon)")] = None,
+    radius_km: Annotated[
+        float | None, Query(ge=0, allow_inf_nan=False, description="Radius in km (needs lat, lon)")
+    ] = None,
     bbox: Annotated[str | None, Query(description="minLon,minLat,maxLon,maxLat")] = None,
 ) -> StreamingResponse:
     if (lat is None) != (lon is None) or (radius_km is not None and lat is None):

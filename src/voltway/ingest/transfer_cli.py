@@ -65,7 +65,9 @@ def import_csv_command(
 
 def export_command(
     fmt: Annotated[ExportFormat, typer.Argument(metavar="FORMAT", help="csv, geojson or json")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", dir_okay=False, help="File (default: stdout)")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", dir_okay=False, help="File (default: stdout)")
+    ] = None,
     country: Annotated[str | None, typer.Option(help="Only this country (ISO 3166 alpha-2)")] = None,
     operator: Annotated[str | None, typer.Option(help="Only this operator (case-insensitive)")] = None,
     status: Annotated[StationStatus | None, typer.Option(help="Only this status (removed only when asked)")] = None,
