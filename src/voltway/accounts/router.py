@@ -10,20 +10,14 @@ from voltway.accounts.dependencies import BEARER_CHALLENGE, AdminKey, AppSetting
 from voltway.accounts.keys import create_key, find_key, list_keys, revoke_key
 from voltway.accounts.schemas import KeyIn, KeyOut, NewKeyOut, ProfilePatch, RegisterIn, TokenOut, UserOut
 from voltway.accounts.security import create_access_token
-from voltway.accounts.throttle import LoginThrottle
+from voltway.accounts.throttle import check_sign_in, sign_in_failed, sign_in_succeeded
 from voltway.core.db import Session
 from voltway.core.errors import NotFound, Unauthorized, error_responses
 from voltway.core.pagination import Limit, Page
+from voltway.core.ratelimit import client_ip
 from voltway.stations.schemas import StationOut
 
 router = APIRouter(tags=["accounts"])
-
-
-def login_throttle(request: Request) -> LoginThrottle:
-    state = request.app.state
-    if not hasattr(state, "login_throttle"):
-        state.login_throttle = LoginThrottle()
-    return state.login_throttle
 
 
 @router.post(
@@ -42,8 +36,9 @@ async def register(data: RegisterIn, session: Session) -> UserOut:
     "/auth/token",
     summary="Sign in (OAuth2 password flow)",
     description="Form fields `username` (the email) and `password`; answers a signed bearer token with its "
-    "lifetime. Failed attempts are throttled per email (5) and per client address (20) in a sliding "
-    "15-minute window: beyond that the answer is 429 with `Retry-After`.",
+    "lifetime. Failed attempts are throttled per email (5) and per client address (20) in a moving "
+    "15-minute window (shared by all workers through Redis when configured): beyond that the answer is 429 "
+    "with `Retry-After`; a successful sign-in forgets the email's failures.",
     responses=error_responses(401, 422, 429),
 )
 async def token(
@@ -51,16 +46,15 @@ async def token(
     request: Request,
     session: Session,
     settings: AppSettings,
-    throttle: Annotated[LoginThrottle, Depends(login_throttle)],
 ) -> TokenOut:
     email = form.username.strip().lower()
-    address = request.client.host if request.client else "unknown"
-    throttle.check(email=email, address=address)
+    address = client_ip(request)
+    await check_sign_in(email=email, address=address)
     user = await service.authenticate(session, email=email, password=form.password)
     if user is None:
-        throttle.failed(email=email, address=address)
+        await sign_in_failed(email=email, address=address)
         raise Unauthorized("wrong email or password", headers=BEARER_CHALLENGE)
-    throttle.succeeded(email=email)
+    await sign_in_succeeded(email=email)
     access_token, expires_in = create_access_token(settings, user_id=user.id)
     return TokenOut(access_token=access_token, expires_in=expires_in)
 

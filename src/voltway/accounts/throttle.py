@@ -1,54 +1,39 @@
-"""Failed-login throttling: a sliding window of failures per email and per client address.
+"""Failed sign-in throttling: failures counted per email and per client address in a moving window.
 
-In-process (one store per app), which is enough for the embedded single-process default; in a multi-worker
-deployment each worker counts on its own, so the effective limit is multiplied by the worker count.
+Built on the platform rate limiter (`core/ratelimit.py`): counters live in Redis when `REDIS_URL` is set, so
+every worker process shares them, and in process memory otherwise. Only failures count; a successful
+sign-in forgets the email's failures. The limits can be changed by name in `RATE_LIMITS`
+(`{"login.email": "5/15 minutes", "login.address": "20/15 minutes"}` are the defaults).
 """
 
-import math
-import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
+import hashlib
 
-from voltway.core.errors import TooManyRequests
+from voltway.core.ratelimit import check_rate, clear_rate, limiter, peek_rate
 
-WINDOW_SECONDS = 15 * 60
-MAX_FAILURES_PER_EMAIL = 5
-MAX_FAILURES_PER_ADDRESS = 20
+DEFAULT_LIMITS = {"login.email": "5/15 minutes", "login.address": "20/15 minutes"}
 
 
-@dataclass
-class LoginThrottle:
-    window: float = WINDOW_SECONDS
-    per_email: int = MAX_FAILURES_PER_EMAIL
-    per_address: int = MAX_FAILURES_PER_ADDRESS
-    _failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+def _limit(name: str) -> str:
+    return limiter.overrides.get(name, DEFAULT_LIMITS[name])
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures[key]
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]  # keep the store as small as the set of recent offenders
-            return deque()
-        return times
 
-    def check(self, *, email: str, address: str) -> None:
-        """Raise TooManyRequests (with Retry-After) when either key has used up its failures."""
-        now = time.monotonic()
-        for key, limit in ((f"email:{email}", self.per_email), (f"addr:{address}", self.per_address)):
-            times = self._recent(key, now)
-            if len(times) >= limit:
-                retry_after = max(1, math.ceil(times[-limit] + self.window - now))
-                raise TooManyRequests(
-                    "too many failed sign-in attempts; try again later",
-                    details={"retry_after": retry_after},
-                    headers={"Retry-After": str(retry_after)},
-                )
+def _keys(email: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    # Emails are hashed: counter keys (in Redis, in logs of its own) carry no personal data.
+    digest = hashlib.sha256(email.encode()).hexdigest()[:24]
+    return (f"login.email:{digest}", _limit("login.email")), (f"login.address:{address}", _limit("login.address"))
 
-    def failed(self, *, email: str, address: str) -> None:
-        now = time.monotonic()
-        self._failures[f"email:{email}"].append(now)
-        self._failures[f"addr:{address}"].append(now)
 
-    def succeeded(self, *, email: str) -> None:
-        self._failures.pop(f"email:{email}", None)
+async def check_sign_in(*, email: str, address: str) -> None:
+    """Raise TooManyRequests (with Retry-After) when the email or the address has used up its failures."""
+    for key, limit in _keys(email, address):
+        await peek_rate(key, limit)
+
+
+async def sign_in_failed(*, email: str, address: str) -> None:
+    for key, limit in _keys(email, address):
+        await check_rate(key, limit)
+
+
+async def sign_in_succeeded(*, email: str) -> None:
+    key, limit = _keys(email, "")[0]
+    await clear_rate(key, limit)

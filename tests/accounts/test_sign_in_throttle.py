@@ -1,0 +1,46 @@
+"""Failed sign-ins are throttled per email and per client address; a success forgets the email's failures.
+
+Small limits (through RATE_LIMITS) keep the number of deliberately slow argon2 checks low.
+"""
+
+import pytest
+
+from tests.accounts.factories import PASSWORD, make_driver
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.model_copy(update={"rate_limits": {"login.email": "3/15 minutes", "login.address": "5/15 minutes"}})
+
+
+async def sign_in(client, email, password):
+    return await client.post("/api/v1/auth/token", data={"username": email, "password": password})
+
+
+async def test_per_email(client, db, settings, backend):
+    victim = await make_driver(db, settings)
+    for _ in range(3):
+        assert (await sign_in(client, victim.email, "guess")).status_code == 401
+    blocked = await sign_in(client, victim.email.upper(), PASSWORD)  # even the right password, while blocked
+    assert blocked.status_code == 429
+    assert 1 <= int(blocked.headers["retry-after"]) <= 15 * 60
+    assert blocked.json()["error"]["code"] == "rate_limited"
+    other = await make_driver(db, settings)
+    assert (await sign_in(client, other.email, PASSWORD)).status_code == 200
+
+
+async def test_per_address(client, db, settings, backend):
+    drivers = [await make_driver(db, settings) for _ in range(5)]
+    for d in drivers:
+        assert (await sign_in(client, d.email, "guess")).status_code == 401
+    assert (await sign_in(client, "someone@example.org", "guess")).status_code == 429
+    assert (await sign_in(client, drivers[0].email, PASSWORD)).status_code == 429
+
+
+async def test_success_forgets_the_email_failures(client, driver):
+    for _ in range(2):
+        assert (await sign_in(client, driver.email, "guess")).status_code == 401
+    assert (await sign_in(client, driver.email, PASSWORD)).status_code == 200
+    for _ in range(2):
+        assert (await sign_in(client, driver.email, "guess")).status_code == 401
+    assert (await sign_in(client, driver.email, PASSWORD)).status_code == 200
