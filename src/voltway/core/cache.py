@@ -480,15 +480,24 @@ class CacheFront:
         self.namespace = namespace
         self.paths = paths
         self.cache_control = f"public, max-age={max_age}".encode()
+        # The route each path shape stands for, learnt from the first request routed normally, so that a
+        # hit leaves it in the scope as routing would (the metrics around us label requests by route).
+        self._routes: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or not self.paths.fullmatch(scope["path"]):
+        matched = self.paths.fullmatch(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
+        if matched is None:
             await self.app(scope, receive, send)
             return
-        value = await cache.get(self.namespace, scope_key(scope), count_miss=False)
+        shape = re.sub(r"/[0-9]+$", "/{id}", matched.group(0))
+        route = self._routes.get(shape)
+        value = MISSING if route is None else await cache.get(self.namespace, scope_key(scope), count_miss=False)
         if value is MISSING:
             await self.app(scope, receive, send)
+            if route is None and "route" in scope:
+                self._routes[shape] = scope["route"]
             return
+        scope["route"] = route
         etag = value[:ETAG_LENGTH]
         headers = [(b"etag", etag), (b"cache-control", self.cache_control)]
         if_none_match = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
