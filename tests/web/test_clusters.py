@@ -107,11 +107,15 @@ def expected_cell(bbox: tuple[float, float, float, float], zoom: int) -> float:
 
 
 def brute_force(rows: list[Row], bbox, cell: float, params: dict) -> list[dict]:
+    """Every station of the cells the box touches, grouped by cell (rows: latitude, columns: longitude)."""
     min_lon, min_lat, max_lon, max_lat = bbox
+    rows_range = (math.floor(min_lat / cell), math.floor(max_lat / cell))
+    lon_ranges = [(min_lon, max_lon)] if min_lon <= max_lon else [(min_lon, 180.0), (-180.0, max_lon)]
+    col_ranges = [(math.floor(west / cell), math.floor(east / cell)) for west, east in lon_ranges]
     groups: dict[tuple[int, int], list[Row]] = defaultdict(list)
     for r in rows:
-        in_lon = (min_lon <= r.lon <= max_lon) if min_lon <= max_lon else (r.lon >= min_lon or r.lon <= max_lon)
-        if not (min_lat <= r.lat <= max_lat and in_lon):
+        gy, gx = math.floor(r.lat / cell), math.floor(r.lon / cell)
+        if not (rows_range[0] <= gy <= rows_range[1] and any(a <= gx <= b for a, b in col_ranges)):
             continue
         if r.status != params.get("status", r.status) or ("status" not in params and r.status == "removed"):
             continue
@@ -126,7 +130,7 @@ def brute_force(rows: list[Row], bbox, cell: float, params: dict) -> list[dict]:
             for t, p in r.connectors
         ):
             continue
-        groups[(math.floor(r.lat / cell), math.floor(r.lon / cell))].append(r)
+        groups[(gy, gx)].append(r)
     features = []
     for key in sorted(groups):
         members = groups[key]
@@ -224,12 +228,13 @@ async def test_clusters_bounded_and_nested(client: httpx.AsyncClient, db: Databa
     assert len(features) <= 256 + 4 * 32 + 4
     counts = [f["properties"]["count"] if f["properties"]["cluster"] else 1 for f in features]
     assert sum(counts) == len(rows)
-    # One zoom further in (same box size per zoom), each cluster's members stay inside its parent cell.
+    # One zoom further in, the cells split in four.
     parent = (await client.get("/api/v1/stations/clusters", params={"bbox": "0,0,10,10", "zoom": 5})).json()
     child = (await client.get("/api/v1/stations/clusters", params={"bbox": "0,0,10,10", "zoom": 6})).json()
     assert child["cell_deg"] == parent["cell_deg"] / 2
     total = lambda fc: sum(f["properties"]["count"] if f["properties"]["cluster"] else 1 for f in fc["features"])  # noqa: E731
-    assert total(parent) == total(child) == sum(1 for r in rows if 0 <= r.lat <= 10 and 0 <= r.lon <= 10)
+    # Both cover the same whole cells: [0, 11.25) in latitude and longitude (2 x 5.625, or 4 x 2.8125 degrees).
+    assert total(parent) == total(child) == sum(1 for r in rows if 0 <= r.lat < 11.25 and 0 <= r.lon < 11.25)
 
 
 @pytest.mark.parametrize(

@@ -1,21 +1,24 @@
-"""Map clusters: stations in a bounding box grouped on a zoom-dependent grid, aggregated in the database.
+"""Map clusters: stations grouped on a zoom-dependent grid, aggregated in the database.
 
 The grid is global and made of square cells of `360 / 2**k` degrees, so a cell at one zoom splits into four
-at the next and clusters stay put while the map pans. `k` is `zoom + 1` (a cell is about 128 screen pixels
-on a 256-pixel-tile map, so cluster markers rarely overlap), lowered when the box is large for its zoom so
-that the answer holds at most a few hundred features whatever the client asks. A cell with one station is
-that station's point.
+at the next. `k` is `zoom + 1` (a cell is about 128 screen pixels on a 256-pixel-tile map, so cluster markers
+rarely overlap), lowered when the box is large for its zoom so that the answer holds at most a few hundred
+features whatever the client asks. The answer covers every cell the box touches, whole: a cluster keeps its
+count and position while the map pans, and answers for nearby views are the same cached answer. A cell with
+one station is that station's point.
 """
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from voltway.core.cache import cached
 from voltway.core.db import DB, Database
 from voltway.core.errors import error_responses
-from voltway.core.geo import GeoBox
+from voltway.core.geo import BOX_MARGIN_DEG, GeoBox
 from voltway.stations.dependencies import station_filters
 from voltway.stations.schemas import StationStatus
 from voltway.stations.search import StationFilters, _Sql, parse_bbox
@@ -25,6 +28,10 @@ from voltway.stations.search import StationFilters, _Sql, parse_bbox
 MAX_CELLS = 256
 MAX_SIDE = 32
 MAX_ZOOM = 22
+# Cached answers are dropped when stations change (namespace "stations"); this bounds staleness regardless.
+CACHE_SECONDS = 60
+# Extents wider than this (a quarter of the globe, in square degrees) are scanned without the spatial index.
+WIDE_AREA_DEG2 = 360 * 180 / 4
 
 
 def cell_size(box: GeoBox, zoom: int) -> float:
@@ -36,6 +43,33 @@ def cell_size(box: GeoBox, zoom: int) -> float:
     if bound > 0:
         k = min(k, math.floor(math.log2(360.0 / bound)))
     return 360.0 / 2.0**k
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The cells a box touches: rows and column ranges (two across the antimeridian) of `cell`-degree cells."""
+
+    cell: float
+    rows: tuple[int, int]
+    cols: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def covering(cls, box: GeoBox, zoom: int) -> "Grid":
+        cell = cell_size(box, zoom)
+        return cls(
+            cell,
+            (math.floor(box.min_lat / cell), math.floor(box.max_lat / cell)),
+            tuple((math.floor(west / cell), math.floor(east / cell)) for west, east in box.lon_ranges),
+        )
+
+    def extent(self) -> GeoBox:
+        """A box holding every point of the cells (a little more: the cell test in SQL decides)."""
+        c, m = self.cell, BOX_MARGIN_DEG
+        return GeoBox(
+            max(-90.0, self.rows[0] * c - m),
+            min(90.0, (self.rows[1] + 1) * c + m),
+            tuple((max(-180.0, first * c - m), min(180.0, (last + 1) * c + m)) for first, last in self.cols),
+        )
 
 
 class PointGeometry(BaseModel):
@@ -75,21 +109,29 @@ class ClusterCollection(BaseModel):
     features: list[ClusterFeature]
 
 
-async def clusters(*, db: Database, box: GeoBox, zoom: int, filters: StationFilters) -> ClusterCollection:
-    cell = cell_size(box, zoom)
+@cached("stations", ttl=CACHE_SECONDS)
+async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) -> list[ClusterFeature]:
+    """The clusters and single stations of the grid's cells, in row then column order."""
     where = _Sql(db.dialect)
-    where.narrow(box, exact=True)
+    extent = grid.extent()
+    area = (extent.max_lat - extent.min_lat) * sum(east - west for west, east in extent.lon_ranges)
+    if area < WIDE_AREA_DEG2:
+        where.narrow(extent, exact=True)
+    else:  # most stations are inside: a plain scan beats a long index lookup
+        where.where.append(where.exact_box(extent))
     where.filters(filters)
-    cell_param = where.param(cell)
+    cell = where.param(grid.cell)
+    cols = " OR ".join(f"g.gx BETWEEN {where.param(float(a))} AND {where.param(float(b))}" for a, b in grid.cols)
     sql = f"""
         SELECT count(*), min(g.id), min(g.name), min(g.status), min(g.operator), max(g.max_power_kw),
                avg(g.latitude), avg(g.longitude), min(g.latitude), min(g.longitude), max(g.latitude),
                max(g.longitude), sum(CASE WHEN g.status = 'available' THEN 1 ELSE 0 END)
         FROM (
             SELECT s.id, s.name, s.status, s.operator, s.max_power_kw, s.latitude, s.longitude,
-                   floor(s.latitude / {cell_param}) AS gy, floor(s.longitude / {cell_param}) AS gx
+                   floor(s.latitude / {cell}) AS gy, floor(s.longitude / {cell}) AS gx
             FROM stations s WHERE {" AND ".join(where.where)}
         ) g
+        WHERE g.gy BETWEEN {where.param(float(grid.rows[0]))} AND {where.param(float(grid.rows[1]))} AND ({cols})
         GROUP BY g.gy, g.gx
         ORDER BY g.gy, g.gx
     """
@@ -108,7 +150,7 @@ async def clusters(*, db: Database, box: GeoBox, zoom: int, filters: StationFilt
                 count=count, available=available, max_power_kw=power, bbox=(lon0, lat0, lon1, lat1)
             )
         features.append(ClusterFeature(geometry=geometry, properties=props))
-    return ClusterCollection(zoom=zoom, cell_deg=cell, features=features)
+    return features
 
 
 router = APIRouter(prefix="/stations", tags=["stations"])
@@ -119,10 +161,10 @@ router = APIRouter(prefix="/stations", tags=["stations"])
     response_model=ClusterCollection,
     summary="Clusters and stations for a map view",
     description=(
-        "Stations inside `bbox` (minLon,minLat,maxLon,maxLat; minLon > maxLon crosses the antimeridian) grouped"
-        " on a grid that depends on `zoom`: a cell with several stations is a cluster point at their mean"
-        " position, a cell with one is that station. Takes the station search's filters. The answer holds at"
-        " most a few hundred features."
+        "Stations of the grid cells that `bbox` touches (minLon,minLat,maxLon,maxLat; minLon > maxLon crosses"
+        " the antimeridian), on a grid of `cell_deg`-degree cells that depends on `zoom`: a cell with several"
+        " stations is a cluster point at their mean position, a cell with one is that station. Takes the"
+        " station search's filters. The answer holds at most a few hundred features."
     ),
     responses=error_responses(422),
 )
@@ -132,4 +174,6 @@ async def get_clusters(
     zoom: Annotated[int, Query(ge=0, le=MAX_ZOOM, description="Map zoom level")],
     filters: Annotated[StationFilters, Depends(station_filters)],
 ) -> ClusterCollection:
-    return await clusters(db=db, box=parse_bbox(bbox), zoom=zoom, filters=filters)
+    grid = Grid.covering(parse_bbox(bbox), zoom)
+    features = await grid_features(db=db, grid=grid, filters=filters)
+    return ClusterCollection(zoom=zoom, cell_deg=grid.cell, features=features)
