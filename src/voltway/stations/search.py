@@ -184,11 +184,13 @@ class _Sql:
                 ) + ")"
             )
         if f.connectors:
-            # Type and power are tested on the same connector.
+            # Type and power are tested on the same connector. On SQLite a unary plus keeps the planner on the
+            # station_id index (without statistics it would scan ix_connectors_type_power for every station).
+            plus = "+" if self.dialect == "sqlite" else ""
             types = ", ".join(self.param(code) for code in f.connectors)
-            power = f" AND c.power_kw >= {self.param(f.min_power_kw)}" if f.min_power_kw is not None else ""
+            power = f" AND {plus}c.power_kw >= {self.param(f.min_power_kw)}" if f.min_power_kw is not None else ""
             self.where.append(
-                f"EXISTS (SELECT 1 FROM connectors c WHERE c.station_id = s.id AND c.type IN ({types}){power})"
+                f"EXISTS (SELECT 1 FROM connectors c WHERE c.station_id = s.id AND {plus}c.type IN ({types}){power})"
             )
         elif f.min_power_kw is not None:
             # max_power_kw is the highest connector power, so this is "some connector has that power".
