@@ -7,6 +7,7 @@ Starts `voltway serve` (one worker, uvloop + httptools) on the loaded database a
 `../shared/bench/` (`uvicorn ceiling_app:app --workers 1 --loop uvloop --http httptools`), then runs
 `../shared/bench/load.py` (wrk) with `radius.txt` (1,000 radius searches, 10 km, limit 50) against each,
 alternating, and prints VoltWay's throughput as a share of the ceiling's (median over the rounds).
+VoltWay runs with CACHE_TTL=0 (every answer computed) unless `--cache-ttl` says otherwise.
 Client and servers share the machine's cores: read the figures as a ratio, not as absolute capacity.
 """
 
@@ -79,12 +80,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--paths", type=Path, default=SHARED_BENCH / "radius.txt")
+    parser.add_argument("--cache-ttl", type=int, default=0,
+                        help="VoltWay's CACHE_TTL; 0 (the default) measures uncached searches")
     args = parser.parse_args()
 
     voltway_port, ceiling_port = free_port(), free_port()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "DATABASE_URL": database_url(args.target), "LOG_DIR": tmp, "LOG_LEVEL": "WARNING",
-               "DATA_DIR": tmp}
+               "DATA_DIR": tmp, "CACHE_TTL": str(args.cache_ttl)}
+        env.pop("REDIS_URL", None)
         voltway = Path(sys.executable).with_name("voltway")
         start(stack, [str(voltway), "serve", "--port", str(voltway_port)], env, None,
               f"http://127.0.0.1:{voltway_port}/health")

@@ -1,6 +1,7 @@
 """Spherical geometry on a sphere of the mean Earth radius."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 EARTH_RADIUS_KM = 6371.0088
@@ -19,6 +20,20 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dphi, dlam = phi2 - phi1, math.radians(lon2 - lon1)
     a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlam / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def haversine_from(lat: float, lon: float) -> Callable[[float, float], float]:
+    """`haversine_km` from a fixed point, with its trigonometry done once (for many distances from it)."""
+    phi1, lam1 = math.radians(lat), math.radians(lon)
+    cos_phi1 = math.cos(phi1)
+    radians, sin, cos, asin, sqrt = math.radians, math.sin, math.cos, math.asin, math.sqrt
+
+    def distance(lat2: float, lon2: float) -> float:
+        phi2 = radians(lat2)
+        a = sin((phi2 - phi1) / 2) ** 2 + cos_phi1 * cos(phi2) * sin((radians(lon2) - lam1) / 2) ** 2
+        return 2 * EARTH_RADIUS_KM * asin(min(1.0, sqrt(a)))
+
+    return distance
 
 
 HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
