@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 import orjson
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, and_, delete, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -187,7 +187,14 @@ class _Writer:
         columns = [STATIONS.c.source, STATIONS.c.external_id, STATIONS.c.id]
         if with_hash:
             columns.append(STATIONS.c.content_hash)
-        rows = await self.conn.execute(select(*columns).where(tuple_(STATIONS.c.source, STATIONS.c.external_id).in_(keys)))
+        by_source: dict[str, list[str]] = {}
+        for source, external_id in keys:
+            by_source.setdefault(source, []).append(external_id)
+        # One `source = ? AND external_id IN (...)` per source: PostgreSQL plans a row-value IN list of a
+        # thousand pairs as a scan, this form as lookups in the (source, external_id) unique index.
+        condition = or_(*(and_(STATIONS.c.source == source, STATIONS.c.external_id.in_(ids))
+                          for source, ids in by_source.items()))  # fmt: skip
+        rows = await self.conn.execute(select(*columns).where(condition))
         return {(r[0], r[1]): tuple(r[2:]) for r in rows}
 
     async def _write_chunk(self, entries: Sequence[_Entry]) -> tuple[int, int, int]:

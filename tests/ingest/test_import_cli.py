@@ -1,0 +1,124 @@
+"""`voltway import ocm` as a real process: summary and exit codes, and an import killed midway then completed."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voltway.core.db import Database
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+def run_import(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voltway", "import", "ocm", *args],
+        env=_env(database_url, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "LOG_DIR": str(tmp_path / "logs"), "LOG_LEVEL": "WARNING"}
+
+
+def synthetic_pois(n: int) -> list[dict[str, Any]]:
+    """n compact POIs on a grid over New Zealand, two connectors each."""
+    return [
+        {
+            "ID": 500_000 + i,
+            "StatusTypeID": 50,
+            "AddressInfo": {"Title": f"Synthetic {i}", "CountryID": 168, "Latitude": -46 + (i % 400) * 0.02,
+                            "Longitude": 167 + (i // 400) * 0.02},  # fmt: skip
+            "Connections": [
+                {"ConnectionTypeID": 33, "PowerKW": 50, "CurrentTypeID": 30},
+                {"ConnectionTypeID": 25, "PowerKW": 22, "CurrentTypeID": 20, "Quantity": 2},
+            ],
+        }
+        for i in range(n)
+    ]
+
+
+async def table_counts(database_url: str) -> tuple[int, int, int]:
+    """(stations, connectors, R*Tree entries; the station count on PostgreSQL)."""
+    db = Database(database_url)
+    try:
+        stations = (await db.fetch("SELECT count(*) FROM stations", {}))[0][0]
+        connectors = (await db.fetch("SELECT count(*) FROM connectors", {}))[0][0]
+        rtree = (await db.fetch("SELECT count(*) FROM station_rtree", {}))[0][0] if db.is_sqlite else stations
+    finally:
+        await db.dispose()
+    return stations, connectors, rtree
+
+
+def test_summary_and_exit_codes(
+    database_url: str, tmp_path: Path, ocm_samples: dict[str, list[dict[str, Any]]]
+) -> None:
+    sample = tmp_path / "compact.json"
+    sample.write_text(json.dumps(ocm_samples["compact"]))
+    first = run_import(database_url, tmp_path, str(sample))
+    assert first.returncode == 0, first.stderr
+    assert "created 152, updated 0, unchanged 0, rejected 0, repeated 0" in first.stdout
+
+    second = run_import(database_url, tmp_path, str(sample))
+    assert second.returncode == 0, second.stderr
+    assert "created 0, updated 0, unchanged 152, rejected 0, repeated 0" in second.stdout
+
+    bad = json.loads(json.dumps(ocm_samples["compact"][:5]))
+    bad[3]["AddressInfo"]["Latitude"] = -95.5
+    broken = tmp_path / "bad.json"
+    broken.write_text(json.dumps(bad))
+    third = run_import(database_url, tmp_path, str(broken))
+    assert third.returncode == 1
+    assert "rejected record 3 [coordinates_out_of_range]: AddressInfo.Latitude -95.5 is outside [-90, 90]" in third.stdout
+
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    fourth = run_import(database_url, tmp_path, str(empty))
+    assert fourth.returncode == 2
+    assert "the input is empty" in fourth.stderr and "nothing was imported" in fourth.stderr
+    assert run_import(database_url, tmp_path, str(tmp_path / "missing.json")).returncode == 2
+
+
+def test_an_import_killed_midway_leaves_whole_chunks_and_a_rerun_completes_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    total = 20_000
+    path = tmp_path / "synthetic.json"
+    path.write_text(json.dumps(synthetic_pois(total)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voltway", "import", "ocm", str(path)],
+        env=_env(database_url, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while asyncio.run(table_counts(database_url))[0] < 2000:
+            assert process.poll() is None, "the import ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    stations, connectors, rtree = asyncio.run(table_counts(database_url))
+    assert process.returncode == -signal.SIGKILL
+    assert 2000 <= stations < total and stations % 1000 == 0  # whole chunks only
+    assert (connectors, rtree) == (2 * stations, stations)
+
+    rerun = run_import(database_url, tmp_path, str(path))
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"created {total - stations}, updated 0, unchanged {stations}, rejected 0" in rerun.stdout
+    assert asyncio.run(table_counts(database_url)) == (total, 2 * total, total)
