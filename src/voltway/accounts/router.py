@@ -15,6 +15,7 @@ from voltway.core.db import Session
 from voltway.core.errors import NotFound, Unauthorized, error_responses
 from voltway.core.pagination import Limit, Page
 from voltway.core.ratelimit import client_ip
+from voltway.stations.dependencies import StationId, ValidStation
 from voltway.stations.schemas import StationOut
 
 router = APIRouter(tags=["accounts"])
@@ -101,8 +102,8 @@ async def favorites(
     description="Idempotent: saving a saved station again changes nothing.",
     responses=error_responses(401, 404),
 )
-async def add_favorite(station_id: int, user: CurrentDriver, session: Session) -> None:
-    await service.add_favorite(session, user=user, station_id=station_id)
+async def add_favorite(user: CurrentDriver, station: ValidStation, session: Session) -> None:
+    await service.add_favorite(session, user=user, station=station)
 
 
 @router.delete(
@@ -113,7 +114,7 @@ async def add_favorite(station_id: int, user: CurrentDriver, session: Session) -
     description="Idempotent: removing a station that is not saved changes nothing.",
     responses=error_responses(401),
 )
-async def remove_favorite(station_id: int, user: CurrentDriver, session: Session) -> None:
+async def remove_favorite(station_id: StationId, user: CurrentDriver, session: Session) -> None:
     await service.remove_favorite(session, user=user, station_id=station_id)
 
 

@@ -13,7 +13,8 @@ from voltway.core.db import utcnow
 from voltway.core.errors import Conflict
 from voltway.core.pagination import decode_cursor, page_of
 from voltway.core.upsert import insert_ignore
-from voltway.stations.service import STATION_COLUMNS, connectors_sql, get_station, station_dicts
+from voltway.stations.models import Station
+from voltway.stations.service import STATION_COLUMNS, connectors_sql, station_dicts
 
 
 class EmailTaken(Conflict):
@@ -58,10 +59,9 @@ async def update_profile(session: AsyncSession, *, user: User, patch: ProfilePat
 
 
 # --------------------------------------------------------------------------------------- favorites
-async def add_favorite(session: AsyncSession, *, user: User, station_id: int) -> None:
+async def add_favorite(session: AsyncSession, *, user: User, station: Station) -> None:
     """Idempotent: saving a saved station changes nothing."""
-    await get_station(session, station_id=station_id)
-    await insert_ignore(session, Favorite, {"user_id": user.id, "station_id": station_id, "created_at": utcnow()})
+    await insert_ignore(session, Favorite, {"user_id": user.id, "station_id": station.id, "created_at": utcnow()})
 
 
 async def remove_favorite(session: AsyncSession, *, user: User, station_id: int) -> None:

@@ -11,6 +11,7 @@ from voltway.core.errors import error_responses
 from voltway.core.pagination import Limit, Page
 from voltway.reviews import service
 from voltway.reviews.schemas import CheckinIn, CheckinOut, Reliability, ReviewIn, ReviewOut
+from voltway.stations.dependencies import ValidStation
 
 router = APIRouter(tags=["reviews"])
 STATIONS_CACHE = "stations"  # the cache namespace of station answers (stations/router.py)
@@ -26,9 +27,9 @@ STATIONS_CACHE = "stations"  # the cache namespace of station answers (stations/
                **error_responses(401, 404, 422)},
 )
 async def post_review(
-    station_id: int, data: ReviewIn, user: CurrentDriver, session: Session, response: Response
+    user: CurrentDriver, station: ValidStation, data: ReviewIn, session: Session, response: Response
 ) -> ReviewOut:
-    review, created = await service.post_review(session, user=user, station_id=station_id, data=data)
+    review, created = await service.post_review(session, user=user, station=station, data=data)
     await invalidate_after_commit(session, STATIONS_CACHE)  # cached station answers carry the rating
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -42,9 +43,9 @@ async def post_review(
     responses=error_responses(404, 422),
 )
 async def reviews(
-    station_id: int, session: Session, cursor: str | None = None, limit: Annotated[Limit, Query()] = 50
+    station: ValidStation, session: Session, cursor: str | None = None, limit: Annotated[Limit, Query()] = 50
 ) -> Page[ReviewOut]:
-    items, next_cursor = await service.list_reviews(session, station_id=station_id, cursor=cursor, limit=limit)
+    items, next_cursor = await service.list_reviews(session, station=station, cursor=cursor, limit=limit)
     return Page[ReviewOut](items=items, next_cursor=next_cursor)
 
 
@@ -56,8 +57,8 @@ async def reviews(
     description="Removes the driver's own review; the station's rating is recomputed.",
     responses=error_responses(401, 404),
 )
-async def delete_my_review(station_id: int, user: CurrentDriver, session: Session) -> None:
-    await service.delete_own_review(session, user=user, station_id=station_id)
+async def delete_my_review(user: CurrentDriver, station: ValidStation, session: Session) -> None:
+    await service.delete_own_review(session, user=user, station=station)
     await invalidate_after_commit(session, STATIONS_CACHE)
 
 
@@ -69,8 +70,8 @@ async def delete_my_review(station_id: int, user: CurrentDriver, session: Sessio
     "one connector and with a comment. Recent check-ins drive the station's reliability score.",
     responses=error_responses(401, 404, 422),
 )
-async def checkin(station_id: int, data: CheckinIn, user: CurrentDriver, session: Session) -> CheckinOut:
-    return CheckinOut.model_validate(await service.create_checkin(session, user=user, station_id=station_id, data=data))
+async def checkin(user: CurrentDriver, station: ValidStation, data: CheckinIn, session: Session) -> CheckinOut:
+    return CheckinOut.model_validate(await service.create_checkin(session, user=user, station=station, data=data))
 
 
 @router.get(
@@ -80,9 +81,9 @@ async def checkin(station_id: int, data: CheckinIn, user: CurrentDriver, session
     responses=error_responses(404, 422),
 )
 async def checkins(
-    station_id: int, session: Session, cursor: str | None = None, limit: Annotated[Limit, Query()] = 50
+    station: ValidStation, session: Session, cursor: str | None = None, limit: Annotated[Limit, Query()] = 50
 ) -> Page[CheckinOut]:
-    items, next_cursor = await service.list_checkins(session, station_id=station_id, cursor=cursor, limit=limit)
+    items, next_cursor = await service.list_checkins(session, station=station, cursor=cursor, limit=limit)
     return Page[CheckinOut](items=[CheckinOut.model_validate(c) for c in items], next_cursor=next_cursor)
 
 
@@ -94,8 +95,8 @@ async def checkins(
     "recent check-ins. Public.",
     responses=error_responses(404),
 )
-async def reliability(station_id: int, session: Session) -> Reliability:
-    return await service.reliability(session, station_id=station_id)
+async def reliability(station: ValidStation, session: Session) -> Reliability:
+    return await service.reliability(session, station=station)
 
 
 @router.post(

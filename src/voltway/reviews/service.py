@@ -24,20 +24,16 @@ from voltway.core.pagination import keyset, page_of
 from voltway.reviews.models import Checkin, CheckinOutcome, Review
 from voltway.reviews.schemas import CheckinIn, CheckinOut, Reliability, ReviewIn, ReviewOut
 from voltway.stations.models import Station
-from voltway.stations.service import StationNotFound, get_station
+from voltway.stations.service import StationNotFound
 
 HALF_LIFE_DAYS = 30.0
 RELIABILITY_WINDOW_DAYS = 365
 RECENT_CHECKINS = 10
 
 
-def _station_missing(station_id: int) -> StationNotFound:
-    return StationNotFound(f"station {station_id} does not exist", details={"station_id": station_id})
-
-
 async def _lock_station(session: AsyncSession, station_id: int) -> None:
-    if not await lock_row(session, Station.__table__, station_id):
-        raise _station_missing(station_id)
+    if not await lock_row(session, Station.__table__, station_id):  # deleted since the request looked it up
+        raise StationNotFound(f"station {station_id} does not exist", details={"station_id": station_id})
 
 
 async def _recompute_rating(session: AsyncSession, station_id: int) -> None:
@@ -68,8 +64,11 @@ def _review_out(review: Review, author: str | None) -> ReviewOut:
     )
 
 
-async def post_review(session: AsyncSession, *, user: User, station_id: int, data: ReviewIn) -> tuple[ReviewOut, bool]:
+async def post_review(
+    session: AsyncSession, *, user: User, station: Station, data: ReviewIn
+) -> tuple[ReviewOut, bool]:
     """Create the driver's review of the station, or update it if there is one; True when created."""
+    station_id = station.id
     await _lock_station(session, station_id)
     review = await session.scalar(select(Review).where(Review.user_id == user.id, Review.station_id == station_id))
     now = utcnow()
@@ -83,7 +82,8 @@ async def post_review(session: AsyncSession, *, user: User, station_id: int, dat
     return _review_out(review, user.display_name), created
 
 
-async def delete_own_review(session: AsyncSession, *, user: User, station_id: int) -> None:
+async def delete_own_review(session: AsyncSession, *, user: User, station: Station) -> None:
+    station_id = station.id
     await _lock_station(session, station_id)
     result = await session.execute(delete(Review).where(Review.user_id == user.id, Review.station_id == station_id))
     if not result.rowcount:  # type: ignore[attr-defined]
@@ -92,12 +92,11 @@ async def delete_own_review(session: AsyncSession, *, user: User, station_id: in
 
 
 async def list_reviews(
-    session: AsyncSession, *, station_id: int, cursor: str | None, limit: int
+    session: AsyncSession, *, station: Station, cursor: str | None, limit: int
 ) -> tuple[list[ReviewOut], str | None]:
     """Newest first."""
-    await get_station(session, station_id=station_id)
     query = select(Review, User.display_name).join(User, User.id == Review.user_id).where(
-        Review.station_id == station_id
+        Review.station_id == station.id
     )
     rows = (await session.execute(keyset(query, Review.id, cursor=cursor, limit=limit))).all()
     items, next_cursor = page_of(rows, limit=limit, id_of=lambda row: row[0].id)
@@ -105,16 +104,15 @@ async def list_reviews(
 
 
 # ---------------------------------------------------------------------------------------- check-ins
-async def create_checkin(session: AsyncSession, *, user: User, station_id: int, data: CheckinIn) -> Checkin:
-    station = await get_station(session, station_id=station_id)
+async def create_checkin(session: AsyncSession, *, user: User, station: Station, data: CheckinIn) -> Checkin:
     if data.connector_id is not None and data.connector_id not in {c.id for c in station.connectors}:
         raise InvalidInput(
-            f"connector {data.connector_id} is not a connector of station {station_id}",
+            f"connector {data.connector_id} is not a connector of station {station.id}",
             details=[{"field": "connector_id", "in": "body", "message": "not a connector of this station"}],
         )
     checkin = Checkin(
         user_id=user.id,
-        station_id=station_id,
+        station_id=station.id,
         connector_id=data.connector_id,
         outcome=data.outcome.value,
         comment=data.comment,
@@ -126,11 +124,10 @@ async def create_checkin(session: AsyncSession, *, user: User, station_id: int, 
 
 
 async def list_checkins(
-    session: AsyncSession, *, station_id: int, cursor: str | None, limit: int
+    session: AsyncSession, *, station: Station, cursor: str | None, limit: int
 ) -> tuple[list[Checkin], str | None]:
     """Newest first."""
-    await get_station(session, station_id=station_id)
-    query = keyset(select(Checkin).where(Checkin.station_id == station_id), Checkin.id, cursor=cursor, limit=limit)
+    query = keyset(select(Checkin).where(Checkin.station_id == station.id), Checkin.id, cursor=cursor, limit=limit)
     rows = (await session.scalars(query)).all()
     return page_of(rows, limit=limit, id_of=lambda c: c.id)
 
@@ -156,8 +153,8 @@ def _age_days(session: AsyncSession, now: Any) -> Any:
     return func.extract("epoch", now - Checkin.created_at) / 86400.0
 
 
-async def reliability(session: AsyncSession, *, station_id: int) -> Reliability:
-    await get_station(session, station_id=station_id)
+async def reliability(session: AsyncSession, *, station: Station) -> Reliability:
+    station_id = station.id
     now = utcnow()
     weight = func.power(0.5, _age_days(session, now) / HALF_LIFE_DAYS)
     success = case((Checkin.outcome == CheckinOutcome.charged_fine.value, weight), else_=0.0)
