@@ -126,6 +126,10 @@ async def test_patch_changes_given_fields_and_recomputes_derived_columns(
     # Without connectors in the patch, they stay and max_power_kw is kept.
     again = (await client.patch(f"{API}/{station['id']}", json={"status": "occupied"}, headers=operator_headers)).json()
     assert (again["status"], again["max_power_kw"], again["connectors"]) == ("occupied", 62.5, patched["connectors"])
+    # Required fields cannot be nulled.
+    response = await client.patch(f"{API}/{station['id']}", json={"name": None, "latitude": None},
+                                  headers=operator_headers)
+    assert response.status_code == 422 and error_fields(response) == ["name", "latitude"]
 
 
 async def test_delete_removes_the_station_and_its_connectors(

@@ -12,7 +12,6 @@ is exact, and a dense city costs a hundred candidates instead of every station w
 """
 
 import base64
-import binascii
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,7 +45,7 @@ class SortKey(StrEnum):
     rating = "rating"
 
 
-# Sort keys other than distance: the SQL of the key (NULLs last) and whether it sorts descending.
+# Sort keys other than id and distance, both descending: the SQL of the key, NULLs last.
 _SORT_SQL = {
     SortKey.power: "COALESCE(s.max_power_kw, -1.0)",
     SortKey.rating: "COALESCE(s.rating_average, -1.0)",
@@ -72,7 +71,7 @@ class Cursor:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             sort_name, key, last_id = orjson.loads(raw)
             cursor = cls(SortKey(sort_name), None if key is None else float(key), int(last_id))
-        except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        except (ValueError, TypeError):  # includes binascii.Error and orjson.JSONDecodeError
             raise _invalid("cursor", "not a cursor returned by this search") from None
         if cursor.sort != sort or (cursor.key is None) != (sort == SortKey.id):
             raise _invalid("cursor", "the cursor belongs to a search with another sort order")

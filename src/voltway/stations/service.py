@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.core.db import Database, utcnow
-from voltway.core.errors import Conflict, NotFound
+from voltway.core.errors import Conflict, InvalidInput, NotFound
 from voltway.core.geo import haversine_from, unit_vector
 from voltway.stations.models import Connector, Station
 from voltway.stations.schemas import ConnectorIn, StationIn, StationPatch
@@ -156,12 +156,8 @@ async def session_station_dict(session: AsyncSession, *, station_id: int) -> dic
     rows = (
         await session.execute(text(f"SELECT {STATION_COLUMNS} FROM stations s WHERE s.id = :id"), {"id": station_id})
     ).all()
-    connector_rows = (
-        await session.execute(
-            text(f"SELECT {CONNECTOR_COLUMNS} FROM connectors c WHERE c.station_id = :id ORDER BY c.id"),
-            {"id": station_id},
-        )
-    ).all()
+    sql, (name,) = connectors_sql(1)
+    connector_rows = (await session.execute(text(sql), {name: station_id})).all()
     return station_dicts(rows, connector_rows)[0]
 
 
@@ -178,14 +174,19 @@ def _connector_rows(connectors: Iterable[ConnectorIn]) -> list[Connector]:
     return [Connector(**c.model_dump(mode="json")) for c in connectors]
 
 
+def _clash(source: str, external_id: str | None) -> Conflict:
+    return Conflict(
+        f"a station with source {source!r} and external_id {external_id!r} already exists",
+        details={"source": source, "external_id": external_id},
+    )
+
+
 async def _flush_or_conflict(session: AsyncSession, source: str, external_id: str | None) -> None:
+    """Flush; a unique violation that slipped past `_clash_check` (a concurrent write) is a 409 too."""
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise Conflict(
-            f"a station with source {source!r} and external_id {external_id!r} already exists",
-            details={"source": source, "external_id": external_id},
-        ) from exc
+        raise _clash(source, external_id) from exc
 
 
 async def _clash_check(session: AsyncSession, *, source: str, external_id: str | None, station_id: int | None) -> None:
@@ -196,10 +197,7 @@ async def _clash_check(session: AsyncSession, *, source: str, external_id: str |
     if station_id is not None:
         query = query.where(Station.id != station_id)
     if await session.scalar(query) is not None:
-        raise Conflict(
-            f"a station with source {source!r} and external_id {external_id!r} already exists",
-            details={"source": source, "external_id": external_id},
-        )
+        raise _clash(source, external_id)
 
 
 async def create_station(session: AsyncSession, *, data: StationIn) -> dict[str, Any]:
@@ -220,9 +218,12 @@ async def create_station(session: AsyncSession, *, data: StationIn) -> dict[str,
 async def update_station(session: AsyncSession, *, station: Station, patch: StationPatch) -> dict[str, Any]:
     """Apply the fields present in `patch`; derived columns follow. Returns the new Station dict."""
     changes = patch.model_dump(mode="json", exclude_unset=True, exclude={"connectors"})
-    for field in ("name", "latitude", "longitude", "status"):
-        if field in changes and changes[field] is None:
-            changes.pop(field)  # not nullable: an explicit null leaves the value as it is
+    nulled = [f for f in ("name", "latitude", "longitude", "status") if f in changes and changes[f] is None]
+    if nulled:
+        raise InvalidInput(
+            f"invalid input: {', '.join(nulled)} (cannot be null)",
+            details=[{"field": f, "in": "body", "message": "cannot be null"} for f in nulled],
+        )
     if "external_id" in changes:
         await _clash_check(
             session, source=station.source, external_id=changes["external_id"], station_id=station.id
