@@ -131,9 +131,9 @@ def brute_force(rows: list[Row], bbox, cell: float, params: dict) -> list[dict]:
         ):
             continue
         groups[(gy, gx)].append(r)
+    cells = [groups[key] for key in sorted(groups)]
     features = []
-    for key in sorted(groups):
-        members = groups[key]
+    for members in merge_naively(cells, cell / 2):
         powers = [r.max_power for r in members if r.max_power is not None]
         if len(members) == 1:
             (r,) = members
@@ -153,6 +153,27 @@ def brute_force(rows: list[Row], bbox, cell: float, params: dict) -> list[dict]:
                 },
             })
     return features
+
+
+def merge_naively(cells: list[list[Row]], radius: float) -> list[list[Row]]:
+    """Cells whose mean map positions (longitude, Mercator y) are closer than `radius` merged: the largest
+    cell first (cell order on ties) takes every cell left within `radius`; the result in cell order."""
+    def position(members: list[Row]) -> tuple[float, float]:
+        lat = sum(r.lat for r in members) / len(members)
+        lat = max(-85.05112878, min(85.05112878, lat))
+        y = math.degrees(math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)))
+        return sum(r.lon for r in members) / len(members), y
+
+    positions = [position(c) for c in cells]
+    taken: set[int] = set()
+    merged = []
+    for seed in sorted(range(len(cells)), key=lambda i: (-len(cells[i]), i)):
+        if seed in taken:
+            continue
+        near = [j for j in range(len(cells)) if j not in taken and math.dist(positions[seed], positions[j]) < radius]
+        taken.update(near)
+        merged.append((seed, [r for j in near for r in cells[j]]))
+    return [members for _, members in sorted(merged)]
 
 
 def random_query(rng: random.Random) -> tuple[tuple[float, float, float, float], int, dict]:

@@ -5,10 +5,12 @@ at the next. `k` is `zoom + 1` (a cell is about 128 screen pixels on a 256-pixel
 rarely overlap), lowered when the box is large for its zoom so that the answer holds at most a few hundred
 features whatever the client asks. The answer covers every cell the box touches, whole: a cluster keeps its
 count and position while the map pans, and answers for nearby views are the same cached answer. A cell with
-one station is that station's point.
+one station is that station's point. Where cells meet, the markers of neighbouring cells can fall on each
+other: groups closer than half a cell on the map are merged (`merge_close`, a few hundred groups at most).
 """
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -28,6 +30,9 @@ from voltway.stations.search import StationFilters, _Sql, parse_bbox
 MAX_CELLS = 256
 MAX_SIDE = 32
 MAX_ZOOM = 22
+# Groups closer than this fraction of a cell (about 64 pixels) are merged into one marker.
+MERGE_FRACTION = 0.5
+MERCATOR_MAX_LAT = 85.05112878
 # Cached answers are dropped when stations change (namespace "stations"); this bounds staleness regardless.
 CACHE_SECONDS = 60
 # Extents wider than this (a quarter of the globe, in square degrees) are scanned without the spatial index.
@@ -111,7 +116,7 @@ class ClusterCollection(BaseModel):
 
 @cached("stations", ttl=CACHE_SECONDS)
 async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) -> list[ClusterFeature]:
-    """The clusters and single stations of the grid's cells, in row then column order."""
+    """The clusters and single stations of the grid's cells (close ones merged), in cell order."""
     where = _Sql(db.dialect)
     extent = grid.extent()
     area = (extent.max_lat - extent.min_lat) * sum(east - west for west, east in extent.lon_ranges)
@@ -135,22 +140,98 @@ async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) ->
         GROUP BY g.gy, g.gx
         ORDER BY g.gy, g.gx
     """
-    features = []
-    for count, sid, name, status, operator, power, avg_lat, avg_lon, lat0, lon0, lat1, lon1, available in (
-        await db.fetch(sql, where.params)
-    ):
-        if count == 1:
-            geometry = PointGeometry(coordinates=(lon0, lat0))
-            props: ClusterProperties | StationPointProperties = StationPointProperties(
-                id=sid, name=name, status=status, operator=operator, max_power_kw=power
+    groups = [
+        Group(count, avg_lat, avg_lon, available, power, (lon0, lat0, lon1, lat1), (sid, name, status, operator))
+        for count, sid, name, status, operator, power, avg_lat, avg_lon, lat0, lon0, lat1, lon1, available in (
+            await db.fetch(sql, where.params)
+        )
+    ]
+    return [group.feature() for group in merge_close(groups, grid.cell * MERGE_FRACTION)]
+
+
+@dataclass(slots=True)
+class Group:
+    """Stations counted together: one grid cell's, or several close cells' after merging."""
+
+    count: int
+    latitude: float  # mean position
+    longitude: float
+    available: int
+    max_power_kw: float | None
+    bbox: tuple[float, float, float, float]
+    station: tuple[int, str, str, str | None]  # (id, name, status, operator) when count is 1
+
+    def feature(self) -> ClusterFeature:
+        if self.count == 1:
+            sid, name, status, operator = self.station
+            return ClusterFeature(
+                geometry=PointGeometry(coordinates=(self.longitude, self.latitude)),
+                properties=StationPointProperties(
+                    id=sid, name=name, status=status, operator=operator, max_power_kw=self.max_power_kw
+                ),
             )
-        else:
-            geometry = PointGeometry(coordinates=(avg_lon, avg_lat))
-            props = ClusterProperties(
-                count=count, available=available, max_power_kw=power, bbox=(lon0, lat0, lon1, lat1)
-            )
-        features.append(ClusterFeature(geometry=geometry, properties=props))
-    return features
+        return ClusterFeature(
+            geometry=PointGeometry(coordinates=(self.longitude, self.latitude)),
+            properties=ClusterProperties(
+                count=self.count, available=self.available, max_power_kw=self.max_power_kw, bbox=self.bbox
+            ),
+        )
+
+
+def mercator_y(lat: float) -> float:
+    """Web Mercator's vertical position in degree units (same scale as longitude on the map)."""
+    lat = max(-MERCATOR_MAX_LAT, min(MERCATOR_MAX_LAT, lat))
+    return math.degrees(math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)))
+
+
+def merge_close(groups: list[Group], radius: float) -> list[Group]:
+    """Merge groups whose map positions (longitude, Mercator y) are closer than `radius`, so that markers of
+    neighbouring cells do not pile up where cells meet. Greedy: the largest group (first in cell order on a
+    tie) takes every group within `radius` of it, then the next largest left, and so on. The result keeps
+    the cell order of the groups that took the others."""
+    position = [(g.longitude, mercator_y(g.latitude)) for g in groups]
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for index, (x, y) in enumerate(position):
+        buckets[(math.floor(x / radius), math.floor(y / radius))].append(index)
+    taken = [False] * len(groups)
+    merged: list[tuple[int, Group]] = []
+    for seed in sorted(range(len(groups)), key=lambda i: -groups[i].count):
+        if taken[seed]:
+            continue
+        taken[seed] = True
+        x, y = position[seed]
+        bx, by = math.floor(x / radius), math.floor(y / radius)
+        members = [groups[seed]]
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for other in buckets.get((bx + dx, by + dy), ()):
+                    ox, oy = position[other]
+                    if not taken[other] and math.hypot(ox - x, oy - y) < radius:
+                        taken[other] = True
+                        members.append(groups[other])
+        merged.append((seed, combine(members)))
+    return [group for _, group in sorted(merged, key=lambda item: item[0])]
+
+
+def combine(members: list[Group]) -> Group:
+    if len(members) == 1:
+        return members[0]
+    count = sum(g.count for g in members)
+    powers = [g.max_power_kw for g in members if g.max_power_kw is not None]
+    return Group(
+        count=count,
+        latitude=sum(g.latitude * g.count for g in members) / count,
+        longitude=sum(g.longitude * g.count for g in members) / count,
+        available=sum(g.available for g in members),
+        max_power_kw=max(powers) if powers else None,
+        bbox=(
+            min(g.bbox[0] for g in members),
+            min(g.bbox[1] for g in members),
+            max(g.bbox[2] for g in members),
+            max(g.bbox[3] for g in members),
+        ),
+        station=members[0].station,
+    )
 
 
 router = APIRouter(prefix="/stations", tags=["stations"])
