@@ -64,12 +64,13 @@ async def _rendered_pages(
 
 
 def geojson_feature(station: dict[str, Any]) -> dict[str, Any]:
-    properties = {k: v for k, v in station.items() if k not in ("id", "latitude", "longitude")}
+    """A Station dict as a GeoJSON Feature (the dict is consumed: its fields become the properties)."""
+    station_id, lat, lon = station.pop("id"), station.pop("latitude"), station.pop("longitude")
     return {
         "type": "Feature",
-        "id": station["id"],
-        "geometry": {"type": "Point", "coordinates": [station["longitude"], station["latitude"]]},
-        "properties": properties,
+        "id": station_id,
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": station,
     }
 
 
