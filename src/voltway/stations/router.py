@@ -12,12 +12,18 @@ from fastapi import APIRouter, Query, Request, Response, status
 from voltway.accounts.dependencies import OperatorKey
 from voltway.core.cache import cached_response, invalidate_after_commit
 from voltway.core.db import DB, Session
-from voltway.core.errors import InvalidInput, error_responses
+from voltway.core.errors import error_responses
 from voltway.core.responses import FastJSONResponse
 from voltway.stations import service
 from voltway.stations.dependencies import NearestParams, SearchParams, StationId, ValidStation
 from voltway.stations.schemas import StationIn, StationOut, StationPage, StationPatch
-from voltway.stations.search import StationQuery, nearest_stations, parse_bbox, search_stations
+from voltway.stations.search import (
+    StationQuery,
+    invalid_query,
+    nearest_stations,
+    parse_bbox,
+    search_stations,
+)
 
 router = APIRouter(prefix="/stations", tags=["stations"])
 CACHED = "Answers are cached (ETag, `Cache-Control: public, max-age=30`, 304 on `If-None-Match`); every write makes them stale."
@@ -30,13 +36,6 @@ async def _cached(request: Request, page: Callable[[], Awaitable[Any]]) -> Respo
         return FastJSONResponse(await page()).body
 
     return await cached_response(request, render, namespace="stations")
-
-
-def _missing(names: list[str], reason: str) -> InvalidInput:
-    return InvalidInput(
-        f"invalid input: {', '.join(names)} ({reason})",
-        details=[{"field": name, "in": "query", "message": reason} for name in names],
-    )
 
 
 @router.get(
@@ -55,9 +54,9 @@ def _missing(names: list[str], reason: str) -> InvalidInput:
 )
 async def search(db: DB, request: Request, params: Annotated[SearchParams, Query()]) -> Any:
     if (params.lat is None) != (params.lon is None):
-        raise _missing(["lon" if params.lon is None else "lat"], "lat and lon go together")
+        raise invalid_query("lon" if params.lon is None else "lat", "lat and lon go together")
     if params.radius_km is not None and params.lat is None:
-        raise _missing(["radius_km"], "radius_km needs lat and lon")
+        raise invalid_query("radius_km", "radius_km needs lat and lon")
     query = StationQuery(
         origin=(params.lat, params.lon) if params.lat is not None and params.lon is not None else None,
         radius_km=params.radius_km,
