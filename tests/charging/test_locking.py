@@ -41,9 +41,8 @@ async def test_second_writer_waits_and_sees_the_first(db, backend, driver, stati
     assert await waiting == 1
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the cross-process case is SQLite's file lock
 async def test_sqlite_lock_holds_across_processes(client, settings, backend, driver, other_driver, station):
-    if backend != "sqlite":
-        pytest.skip("the cross-process case is SQLite's file lock")
     fmt = "%Y-%m-%d %H:%M:%S.%f"
     holder = subprocess.Popen(
         [sys.executable, "-c", f"""
