@@ -25,7 +25,7 @@ async def test_demo_activity(client, db, operator_headers):
     assert "demo operator key vw_" in summary
     assert await load_demo_activity(db) == "demo activity already present"
 
-    assert await scalar(db, f"SELECT COUNT(*) FROM users WHERE is_demo AND email LIKE '%@{DEMO_DOMAIN}'") == 300
+    assert await scalar(db, f"SELECT COUNT(*) FROM users WHERE is_demo AND email LIKE '%@{DEMO_DOMAIN}'") == 2000
     assert await scalar(db, "SELECT COUNT(*) FROM users WHERE NOT is_demo") == 0
     # No two sessions overlap on one connector.
     assert await scalar(db, """SELECT COUNT(*) FROM charging_sessions a JOIN charging_sessions b

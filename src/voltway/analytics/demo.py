@@ -29,7 +29,7 @@ from voltway.reviews.models import Review
 
 DEMO_DOMAIN = "demo.voltway.invalid"
 DAYS = 90
-DRIVERS = 300
+DRIVERS = 2000
 SEED = 20261128
 # Relative demand per local hour (0-23): night trough, morning and evening peaks.
 HOURLY = [0.2, 0.1, 0.1, 0.1, 0.15, 0.3, 0.6, 1.0, 1.3, 1.1, 0.9, 0.9,
