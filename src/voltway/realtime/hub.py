@@ -89,10 +89,6 @@ class Hub:
         # Set while the Redis subscription is live (tests and readiness wait on it).
         self.listening = asyncio.Event()
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
     async def start(self, redis_url: str | None, *, prefix: str = "voltway") -> None:
         """Start the Redis tasks when `redis_url` is given (channel `<prefix>:station-status`); idempotent."""
         if self._tasks or not redis_url:
