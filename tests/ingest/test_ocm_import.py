@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from voltway.core.db import Database
+from voltway.ingest.demo import load_demo
 from voltway.ingest.reader import ImportReport, InputError, import_ocm
 from voltway.settings import Settings
 from tests.ingest.conftest import EXPECTED_CONNECTOR_BY_ID, EXPECTED_STATUS_BY_ID
@@ -293,3 +294,38 @@ async def test_an_api_error_status_is_an_input_error(
     with pytest.raises(InputError, match="answered HTTP 403"):
         await import_ocm(db, url, settings=settings)
     assert await count(db, "stations") == 0
+
+
+# --------------------------------------------------------------------------------------- API + demo
+async def test_an_imported_station_reads_back_through_the_api(
+    client: Any, db: Database, settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
+) -> None:
+    raw = next(r for r in ocm_samples["compact"] if r["ID"] == 107630)  # Queenstown Supercharger
+    await import_ocm(db, write_json(tmp_path / "one.json", [raw]), settings=settings)
+    station_id = (await db.fetch("SELECT id FROM stations WHERE external_id = '107630'", {}))[0][0]
+
+    response = await client.get(f"/api/v1/stations/{station_id}")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    body.pop("updated_at")
+    assert body == {
+        "id": station_id, "source": "ocm", "external_id": "107630", "name": "Queenstown Supercharger",
+        "address": "Remarkables Park Town Centre", "town": "Queenstown", "postcode": "9300", "country": "NZ",
+        "latitude": raw["AddressInfo"]["Latitude"], "longitude": raw["AddressInfo"]["Longitude"],
+        "operator": "Tesla (Tesla-only charging)", "usage": "Public - Membership Required", "status": "available",
+        "usage_cost": "NZD 0.35/kWh;other tariffs for older cars",
+        "price": {"currency": "NZD", "per_kwh": 0.35, "per_minute": None, "per_session": None, "free": False},
+        "connectors": [{"id": body["connectors"][0]["id"], "type": "nacs", "type_name": "NACS / Tesla Supercharger",
+                        "power_kw": 120.0, "current": "DC", "quantity": 4, "status": "available"}],
+        "max_power_kw": 120.0, "rating": {"average": None, "count": 0},
+    }  # fmt: skip
+
+
+async def test_demo_loads_the_bundled_sample_into_an_empty_database_only(db: Database, settings: Settings) -> None:
+    message = await load_demo(settings)
+    assert message.startswith("demo data loaded: 1257 stations from Open Charge Map")
+    assert await count(db, "stations") == 1257
+    await assert_consistent(db)
+    assert await load_demo(settings) == "demo data not loaded: the database already holds 1257 stations"
+    assert await count(db, "stations") == 1257
