@@ -108,9 +108,9 @@ async def _array_prefix(stream: Rewindable) -> str:
     if first == "[":
         stream.rewind()
         return "item"
-    stream.rewind(keep_recording=True)
     if first != "{":
         raise InputError("not_json_array", f"the input starts with {first!r}: expected a JSON array of POIs")
+    stream.rewind(keep_recording=True)  # read the object's start again, as events this time
     empty_key: str | None = None
     candidate: str | None = None  # a top-level key whose value is an array, while its first element is read
     try:
@@ -158,7 +158,6 @@ class OcmReader:
     async def stations(self, source: ByteSource) -> AsyncIterator[tuple[int, StationIn]]:
         stream = self.stream = Rewindable(source)
         prefix = await _array_prefix(stream)
-        index = 0
         try:
             async for raw in ijson.items_async(stream, prefix, use_float=True):
                 index = self.report.records

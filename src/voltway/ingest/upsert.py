@@ -6,9 +6,10 @@ transaction per chunk, with set-based statements:
 
 1. one SELECT of the chunk's existing `(source, external_id) -> (id, content_hash)`;
 2. items are classified `created` (no such key), `unchanged` (same content hash) or `updated`;
-3. one `INSERT ... ON CONFLICT (source, external_id) DO UPDATE ... RETURNING` for created and updated items
-   (on SQLite the R*Tree triggers fire for the inserted rows and for changed coordinates);
-4. one DELETE of the updated stations' connectors and one multi-row INSERT of the new connectors.
+3. one `INSERT ... ON CONFLICT (source, external_id) DO UPDATE` (an executemany of value tuples) for created
+   and updated items (on SQLite the R*Tree triggers fire for the inserted rows and for changed coordinates),
+   then one SELECT of the new stations' ids;
+4. one DELETE of the updated stations' connectors and one executemany INSERT of the new connectors.
 
 A database error inside a chunk rolls the chunk back and the chunk is retried in halves (bisection) until
 the failing items are isolated: only they are rejected, every other item is written. A chunk is committed or
@@ -22,12 +23,12 @@ count each key once. Items without `external_id` cannot be matched and are alway
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
 import orjson
+from pydantic import BaseModel, Field
 from sqlalchemy import Table, and_, delete, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -238,7 +239,9 @@ class _Writer:
         )
 
 
-async def _aiter(items: AsyncIterable[tuple[int, StationIn]] | Iterable[tuple[int, StationIn]]):  # type: ignore[no-untyped-def]
+async def _aiter(
+    items: AsyncIterable[tuple[int, StationIn]] | Iterable[tuple[int, StationIn]],
+) -> AsyncIterator[tuple[int, StationIn]]:
     if isinstance(items, AsyncIterable):
         async for pair in items:
             yield pair
