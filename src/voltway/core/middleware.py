@@ -11,6 +11,7 @@ Hot-path care: labelled metric children and route templates are looked up once a
 `time.perf_counter`; the access line is built only when its level is enabled.
 """
 
+import itertools
 import logging
 import os
 import re
@@ -21,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voltway.core.errors import error_response
-from voltway.core.logging import request_context
+from voltway.core.logging import log_line, request_context
 from voltway.core.metrics import (
     HTTP_EXCEPTIONS,
     HTTP_IN_PROGRESS,
@@ -42,8 +43,14 @@ access_logger = logging.getLogger("voltway.access")
 error_logger = logging.getLogger("voltway.errors")
 
 
+_ID_PREFIX = os.urandom(8).hex()  # per process (workers are spawned, each imports this module afresh)
+_id_counter = itertools.count()
+
+
 def new_request_id() -> str:
-    return os.urandom(16).hex()
+    """32 hex characters, unique across processes and restarts: a random process prefix and a counter
+    (a random id per request would cost a getrandom() syscall on the hot path)."""
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 def _incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -172,16 +179,11 @@ class ObservabilityMiddleware:
                 level = logging.INFO
             if access_logger.isEnabledFor(level):
                 client = scope.get("client")
-                # makeRecord + handle: the record access_logger.log() would make, without its stack walk.
-                record = access_logger.makeRecord(
-                    access_logger.name,
+                log_line(
+                    access_logger,
                     level,
-                    __file__,
-                    0,
-                    "%s %s %d %.1f ms%s",
-                    (scope["method"], scope["path"], status, duration * 1000, " (slow)" if slow else ""),
-                    None,
-                    extra={
+                    f"{scope['method']} {scope['path']} {status} {duration * 1000:.1f} ms{' (slow)' if slow else ''}",
+                    {
                         "method": scope["method"],
                         "path": scope["path"],
                         "route": route,
@@ -191,5 +193,4 @@ class ObservabilityMiddleware:
                         "slow": slow,
                     },
                 )
-                access_logger.handle(record)
             request_context.reset(token)
