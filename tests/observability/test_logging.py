@@ -9,7 +9,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from sqlalchemy import select
+
 from tests.observability.conftest import read_log, scrape, value
+from voltway.accounts.keys import hash_key
+from voltway.accounts.models import ApiKey
 from voltway.core.logging import BACKUP_COUNT, MAX_BYTES, REDACTED, redact, request_context
 
 
@@ -147,3 +151,16 @@ async def test_log_level_setting(app_factory, log_dir: Path) -> None:
         await client.get("/test/leak")
     levels = {line["level"] for line in read_log(log_dir / "app.log")}
     assert levels == {"WARNING", "ERROR"}
+
+
+async def test_access_line_names_the_api_key(client: httpx.AsyncClient, db, admin_headers, log_dir: Path) -> None:
+    async with db.sessionmaker() as session:
+        key_id = await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(admin_headers["X-API-Key"])))
+    response = await client.get("/api/v1/admin/keys", headers=admin_headers)
+    assert response.status_code == 200
+    access = next(
+        line for line in read_log(log_dir / "app.log")
+        if line["logger"] == "voltway.access" and line["request_id"] == response.headers["x-request-id"]
+    )
+    assert access["key_id"] == key_id and access["route"] == "/api/v1/admin/keys"
+    assert admin_headers["X-API-Key"] not in (log_dir / "app.log").read_text()

@@ -16,6 +16,7 @@ from voltway.accounts.models import ApiKey, Role, User
 from voltway.accounts.security import user_id_from_token
 from voltway.core.db import Session
 from voltway.core.errors import Forbidden, Unauthorized
+from voltway.core.logging import bind_log_context
 from voltway.settings import Settings
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`voltway keys create`)")
@@ -36,6 +37,7 @@ async def _key_with_role(session: Session, secret: str, allowed: set[str]) -> Ap
     key = await find_active_key(session, secret)
     if key is None:
         raise Unauthorized("invalid or revoked API key")
+    bind_log_context(key_id=key.id)
     if key.role not in allowed:
         raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(allowed))}")
     return key
@@ -62,6 +64,7 @@ async def _driver(session: Session, settings: Settings, token: str) -> User:
     user = await session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise Unauthorized("invalid or expired token", headers=BEARER_CHALLENGE)
+    bind_log_context(user_id=user.id)
     return user
 
 
