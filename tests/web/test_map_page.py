@@ -1,6 +1,7 @@
 """The driver map at `/`: served by the app, and rendered by a real headless Chromium against
 `voltway serve --demo` (map tiles deliberately unreachable: the stations must show regardless)."""
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -15,6 +16,12 @@ from voltway.accounts.models import Role
 from voltway.core.db import Database
 
 UNREACHABLE_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"
+
+
+def keep(shot: Path) -> None:
+    """Copy a screenshot to $VOLTWAY_SCREENSHOTS (when set) for a human look."""
+    if directory := os.environ.get("VOLTWAY_SCREENSHOTS"):
+        shutil.copyfile(shot, Path(directory) / shot.name)
 
 
 async def test_map_page_is_served_with_its_assets(client: httpx.AsyncClient) -> None:
@@ -55,10 +62,8 @@ def test_map_renders_clusters_and_nearby_list(demo_server: tuple[str, Path], tmp
     assert nearby is not None and nearby.group(1).count("<li>") == 8
     assert "Open Charge Map contributors" in html and 'data-state="live"' in html
 
-    shot = screenshot(f"{base}/", tmp_path / "map.png", tmp_path / "profile-shot")
-    shutil.copyfile(shot, Path("/tmp") / "voltway-map.png")  # kept for a human look
-    phone = screenshot(f"{base}/", tmp_path / "phone.png", tmp_path / "profile-phone", window=(390, 844))
-    shutil.copyfile(phone, Path("/tmp") / "voltway-map-phone.png")
+    keep(screenshot(f"{base}/", tmp_path / "map.png", tmp_path / "profile-shot"))
+    keep(screenshot(f"{base}/", tmp_path / "map-phone.png", tmp_path / "profile-phone", window=(390, 844)))
 
 
 async def single_station(base: str) -> dict:
@@ -100,8 +105,7 @@ async def test_popup_filters_and_live_status_in_the_browser(demo_server: tuple[s
         assert f"{len(station['connectors'])}" == str(
             await page.evaluate(f"document.querySelectorAll(\"{popup} tbody tr\").length")
         )
-        await page.screenshot(tmp_path / "popup.png")
-        shutil.copyfile(tmp_path / "popup.png", Path("/tmp") / "voltway-map-popup.png")
+        keep(await page.screenshot(tmp_path / "map-popup.png"))
 
         # A status change through the API reaches the marker and the open popup live.
         connector = station["connectors"][0]["id"] if station["connectors"] else None
