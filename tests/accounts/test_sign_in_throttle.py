@@ -1,4 +1,5 @@
 """Failed sign-ins are throttled per email and per client address; a success forgets the email's failures.
+Registrations are limited per client address.
 
 Small limits (through RATE_LIMITS) keep the number of deliberately slow argon2 checks low.
 """
@@ -10,7 +11,8 @@ from tests.accounts.factories import PASSWORD, make_driver
 
 @pytest.fixture
 def settings(settings):
-    return settings.model_copy(update={"rate_limits": {"login.email": "3/15 minutes", "login.address": "5/15 minutes"}})
+    limits = {"login.email": "3/15 minutes", "login.address": "5/15 minutes", "auth.register": "2/hour"}
+    return settings.model_copy(update={"rate_limits": limits})
 
 
 async def sign_in(client, email, password):
@@ -44,3 +46,11 @@ async def test_success_forgets_the_email_failures(client, driver):
     for _ in range(2):
         assert (await sign_in(client, driver.email, "guess")).status_code == 401
     assert (await sign_in(client, driver.email, PASSWORD)).status_code == 200
+
+
+async def test_registrations_are_limited_per_address(client):
+    for i in range(2):
+        body = {"email": f"new{i}@example.org", "password": "a long passphrase"}
+        assert (await client.post("/api/v1/auth/register", json=body)).status_code == 201
+    blocked = await client.post("/api/v1/auth/register", json={"email": "new3@example.org", "password": "a long pass"})
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1

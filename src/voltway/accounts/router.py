@@ -14,7 +14,7 @@ from voltway.accounts.throttle import check_sign_in, sign_in_failed, sign_in_suc
 from voltway.core.db import Session
 from voltway.core.errors import NotFound, Unauthorized, error_responses
 from voltway.core.pagination import Limit, Page
-from voltway.core.ratelimit import client_ip
+from voltway.core.ratelimit import client_ip, rate_limit
 from voltway.stations.dependencies import StationId, ValidStation
 from voltway.stations.schemas import StationOut
 
@@ -26,8 +26,10 @@ router = APIRouter(tags=["accounts"])
     status_code=status.HTTP_201_CREATED,
     summary="Register a driver",
     description="Creates a driver account. The email is case-insensitive and must be new (else 409); "
-    "the password needs 8-128 characters and is stored only as an argon2id hash.",
-    responses=error_responses(409, 422),
+    "the password needs 8-128 characters and is stored only as an argon2id hash. Limited per client "
+    "address (`auth.register`, 20 per hour; 429 with `Retry-After` beyond).",
+    responses=error_responses(409, 422, 429),
+    dependencies=[Depends(rate_limit("auth.register", "20/hour", scope="ip"))],
 )
 async def register(data: RegisterIn, session: Session) -> UserOut:
     return UserOut.model_validate(await service.register(session, data=data))

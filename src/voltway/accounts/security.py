@@ -1,10 +1,13 @@
 """Driver credentials: argon2id password hashes and signed bearer tokens (JWT, HS256, with expiry).
 
-Hashing runs in a worker thread (argon2 is deliberately slow and memory-hard); verifying a password for an
-unknown email still checks a dummy hash, so the answer takes as long as for a known one.
+Hashing runs on a small pool of its own (argon2 is deliberately slow and takes 64 MiB per hash: two at a time
+bound the memory and leave the default thread pool to others); verifying a password for an unknown email
+still checks a dummy hash, so the answer takes as long as for a known one.
 """
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import lru_cache
 
@@ -19,10 +22,15 @@ TOKEN_ALGORITHM = "HS256"
 TOKEN_AUDIENCE = "voltway:driver"
 
 _hasher = PasswordHasher()  # argon2id, 64 MiB, t=3, p=4 (RFC 9106 second recommendation)
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
+async def _off_loop(work: Callable[[], str | bool]) -> str | bool:
+    return await asyncio.get_running_loop().run_in_executor(_pool, work)
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    return str(await _off_loop(lambda: _hasher.hash(password)))
 
 
 @lru_cache
@@ -39,7 +47,7 @@ async def verify_password(password: str, password_hash: str | None) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.to_thread(check)
+    return bool(await _off_loop(check))
 
 
 def create_access_token(settings: Settings, *, user_id: int) -> tuple[str, int]:
