@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from geojson_pydantic import FeatureCollection
 
 from voltway.core.db import Database
 from voltway.core.geo import unit_vector
@@ -231,6 +232,7 @@ async def test_clusters_equal_brute_force(client: httpx.AsyncClient, db: Databas
         response = await client.get("/api/v1/stations/clusters", params=query_params(bbox, zoom, params))
         assert response.status_code == 200, response.text
         body = response.json()
+        FeatureCollection.model_validate(body)  # valid GeoJSON
         cell = expected_cell(bbox, zoom)
         assert body["type"] == "FeatureCollection" and body["cell_deg"] == cell and body["zoom"] == zoom
         assert_same(body, brute_force(rows, bbox, cell, params))
