@@ -6,7 +6,6 @@ station without one.
 """
 
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -67,7 +66,7 @@ async def import_stations(
     `invalid` holds the items the caller rejected before the engine saw them (it may fill while `items` is
     read); they join the engine's own rejections in the report, by index.
     """
-    started = utcnow() - timedelta(seconds=1)
+    started = utcnow()  # the engine stamps what it writes with the same clock
     report = await upsert_stations(db, items, progress=progress)
     report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
     if report.created or report.updated:

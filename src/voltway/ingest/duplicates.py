@@ -200,11 +200,11 @@ async def _neighbour_pairs(db: Database, window: _Window) -> list[tuple[int, int
 def _lon_margin(rows: Sequence[Sequence[Any]]) -> float | None:
     """The box half-width in longitude for a batch: taken at its highest latitude. None (latitude bands only)
     near a pole or the antimeridian, where a longitude range would miss neighbours."""
-    top = max(abs(lat) for _id, lat, _lon in rows) + _DLAT_DEG
+    top = max(abs(row[1]) for row in rows) + _DLAT_DEG
     if top >= 89.0:
         return None
     margin = _DLAT_DEG / math.cos(math.radians(top))
-    return None if any(abs(lon) + margin >= 180.0 for _id, _lat, lon in rows) else margin
+    return None if any(abs(row[2]) + margin >= 180.0 for row in rows) else margin
 
 
 class _Groups:
@@ -232,21 +232,23 @@ class _Groups:
             self.operator[ry] = oy or ox
 
 
-async def _linked(db: Database, window: _Window) -> set[int]:
-    """The checked stations that hold a link, and the stations linked to any of them."""
-    checked = _WINDOW_SQL.format(t="s")
+async def _followers(db: Database, window: _Window) -> set[int]:
+    """The stations linked to a checked one (only stations that existed before `since` can have any)."""
     rows = await db.fetch(
-        f"SELECT s.id FROM stations s WHERE {checked} AND s.duplicate_of_id IS NOT NULL "
-        f"UNION SELECT f.id FROM stations f WHERE f.duplicate_of_id IN (SELECT s.id FROM stations s WHERE {checked})",
+        "SELECT f.id FROM stations f WHERE f.duplicate_of_id IN "
+        f"(SELECT s.id FROM stations s WHERE {_WINDOW_SQL.format(t='s')} AND s.created_at < :since)",
         window.params,
     )
     return {row[0] for row in rows}
 
 
-async def _link_window(db: Database, window: _Window, checked: set[int]) -> list[DuplicateLink]:
-    """Check one batch of stations against their neighbours and store the links; returns the new links."""
+async def _link_window(
+    db: Database, window: _Window, checked: set[int], holders: set[int]
+) -> list[DuplicateLink]:
+    """Check one batch of stations (`holders`: those already linked) against their neighbours and store the
+    links; returns the new links."""
     pairs = await _neighbour_pairs(db, window)
-    linked = await _linked(db, window)
+    linked = holders | await _followers(db, window)
     if not pairs and not linked:
         return []  # the common case: nothing near, nothing linked
     sites = await _load_sites(db, "s.id", {*linked, *(i for pair in pairs for i in pair)})
@@ -319,12 +321,13 @@ async def link_duplicates_since(db: Database, since: datetime) -> list[Duplicate
     last = 0
     while True:
         rows = await db.fetch(
-            "SELECT id, latitude, longitude FROM stations WHERE updated_at >= :since AND id > :last "
+            "SELECT id, latitude, longitude, duplicate_of_id FROM stations WHERE updated_at >= :since AND id > :last "
             f"ORDER BY id LIMIT {BATCH}",
             {"since": since_param, "last": last},
         )
         if not rows:
             return links
         window = _Window(since_param, rows[0][0], rows[-1][0], _lon_margin(rows))
-        links.extend(await _link_window(db, window, {row[0] for row in rows}))
+        holders = {row[0] for row in rows if row[3] is not None}
+        links.extend(await _link_window(db, window, {row[0] for row in rows}, holders))
         last = window.last
