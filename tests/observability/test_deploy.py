@@ -9,6 +9,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from voltway.settings import Settings
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 PROMQL_WORDS = {"sum", "by", "rate", "histogram_quantile", "max", "le", "irate", "increase", "avg", "min", "without"}
@@ -55,3 +57,11 @@ def test_prometheus_config_scrapes_metrics() -> None:
     job = next(job for job in config["scrape_configs"] if job["job_name"] == "voltway")
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"][0]["targets"] == ["127.0.0.1:8000"]
+
+
+def test_env_example_loads_and_names_every_setting() -> None:
+    """Every setting is documented in deploy/.env.example, and the file as written is a valid configuration."""
+    text = (DEPLOY / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, re.MULTILINE))
+    assert {name.upper() for name in Settings.model_fields} - {"MAP_TILE_ATTRIBUTION"} <= documented
+    Settings(_env_file=DEPLOY / ".env.example")  # raises when a value is invalid
