@@ -152,7 +152,7 @@ _LON_SQL = " AND b.longitude BETWEEN a.longitude - :dlon AND a.longitude + :dlon
 _PAIRS_SQL = (
     "SELECT a.id, b.id FROM stations a JOIN stations b ON {near} AND b.id <> a.id "
     "AND (a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y) + (a.z - b.z) * (a.z - b.z) <= :chord2 "
-    "WHERE " + _WINDOW_SQL.format(t="a")
+    "WHERE {checked}"
 )
 
 
@@ -186,15 +186,19 @@ class _Window:
         return {"since": self.since, "first": self.first, "last": self.last}
 
 
-async def _neighbour_pairs(db: Database, window: _Window) -> list[tuple[int, int]]:
-    """(checked id, neighbour id) for every other station within MAX_DISTANCE_M of a checked one.
+async def _neighbour_pairs(
+    db: Database, checked: str, params: dict[str, Any], lon_margin: float | None
+) -> list[tuple[int, int]]:
+    """(checked id, neighbour id) for every other station within MAX_DISTANCE_M of a checked one (`checked`
+    is the condition on `a`).
 
     The (latitude, longitude) index narrows the candidates to a box around each checked station; the chord
     test on the stored unit vectors is exact.
     """
-    near = _NEAR_SQL + (_LON_SQL if window.lon_margin is not None else "")
-    params = {**window.params, "dlat": _DLAT_DEG, "dlon": window.lon_margin, "chord2": _CHORD2}
-    return [(a, b) for a, b in await db.fetch(_PAIRS_SQL.format(near=near), params)]
+    near = _NEAR_SQL + (_LON_SQL if lon_margin is not None else "")
+    sql = _PAIRS_SQL.format(near=near, checked=checked)
+    rows = await db.fetch(sql, {**params, "dlat": _DLAT_DEG, "dlon": lon_margin, "chord2": _CHORD2})
+    return [(a, b) for a, b in rows]
 
 
 def _lon_margin(rows: Sequence[Sequence[Any]]) -> float | None:
@@ -246,9 +250,18 @@ async def _link_window(
     db: Database, window: _Window, checked: set[int], holders: set[int]
 ) -> list[DuplicateLink]:
     """Check one batch of stations (`holders`: those already linked) against their neighbours and store the
-    links; returns the new links."""
-    pairs = await _neighbour_pairs(db, window)
-    linked = holders | await _followers(db, window)
+    links; returns the new links.
+
+    Stations linked to a checked one are checked too: their canonical may have changed or moved away.
+    """
+    pairs = await _neighbour_pairs(db, _WINDOW_SQL.format(t="a"), window.params, window.lon_margin)
+    followers = await _followers(db, window)
+    if followers:
+        params = {f"f{i}": f for i, f in enumerate(followers)}
+        where = f"a.id IN ({', '.join(':' + name for name in params)})"
+        pairs += await _neighbour_pairs(db, where, params, None)
+        checked = checked | followers
+    linked = holders | followers
     if not pairs and not linked:
         return []  # the common case: nothing near, nothing linked
     sites = await _load_sites(db, "s.id", {*linked, *(i for pair in pairs for i in pair)})
