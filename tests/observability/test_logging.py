@@ -164,3 +164,27 @@ async def test_access_line_names_the_api_key(client: httpx.AsyncClient, db, admi
     )
     assert access["key_id"] == key_id and access["route"] == "/api/v1/admin/keys"
     assert admin_headers["X-API-Key"] not in (log_dir / "app.log").read_text()
+
+
+async def test_other_handlers_get_ordinary_records(app_factory, caplog: pytest.LogCaptureFixture) -> None:
+    """The access line skips LogRecords only for VoltWay's JSON handlers; others (here pytest's) get a record."""
+    with caplog.at_level(logging.INFO, logger="voltway.access"):
+        async with app_factory(_routes) as client:
+            response = await client.get("/test/chatty")
+    record = next(r for r in caplog.records if r.name == "voltway.access")
+    assert record.getMessage().startswith("GET /test/chatty 200 ")
+    assert record.route == "/test/chatty" and record.status == 200 and record.levelno == logging.INFO
+    assert response.status_code == 200
+
+
+async def test_text_console_when_json_console_is_off(app_factory, capfd: pytest.CaptureFixture[str], log_dir) -> None:
+    async with app_factory(_routes, log_json_console=False) as client:
+        response = await client.get("/test/chatty", headers={"X-Request-ID": "text-console-1"})
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+    console = capfd.readouterr().err
+    line = next(line for line in console.splitlines() if "GET /test/chatty 200" in line)
+    assert not line.startswith("{") and "voltway.access" in line and "[request_id=text-console-1]" in line
+    # The files stay JSON.
+    assert any(e.get("request_id") == "text-console-1" for e in read_log(log_dir / "app.log"))
+    assert response.status_code == 200
