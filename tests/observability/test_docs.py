@@ -57,6 +57,7 @@ async def test_openapi_document_is_valid(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     validate(schema)
     assert schema["info"]["title"] == "VoltWay" and "X-API-Key" in schema["info"]["description"]
+    assert schema["servers"] == [{"url": "/", "description": "This VoltWay server"}]
     tags = {tag["name"]: tag["description"] for tag in schema["tags"]}
     assert {"stations", "ingest", "accounts", "reviews", "charging", "analytics", "jobs", "realtime", "health"} <= set(tags)
     schemes = schema["components"]["securitySchemes"]

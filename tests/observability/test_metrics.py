@@ -1,5 +1,6 @@
 """`/metrics` parsed with prometheus-client's parser; values checked against the requests the test made."""
 
+import json
 from pathlib import Path
 
 import httpx
@@ -117,4 +118,9 @@ def test_multiprocess_workers_share_one_metrics_page(tmp_path: Path) -> None:
     )
     assert counted == 40
     assert "pid=" not in page  # livesum gauges are summed over the workers, no per-process series
+    # uvicorn's own lines (parent and workers) went through the same JSON formatter.
+    console = [json.loads(line) for line in (tmp_path / "server.log").read_text().splitlines() if line.strip()]
+    uvicorn_lines = [line["message"] for line in console if line["logger"].startswith("uvicorn")]
+    assert sum(message.startswith("Started server process") for message in uvicorn_lines) == 2
+    assert any(message.startswith("Started parent process") for message in uvicorn_lines)
     assert value(after, "voltway_memory_rss_bytes") > 0
