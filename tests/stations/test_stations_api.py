@@ -150,16 +150,20 @@ async def test_delete_removes_the_station_and_its_connectors(
 async def test_source_and_external_id_are_unique(client: httpx.AsyncClient, operator_headers: dict[str, str]) -> None:
     first = await create(client, operator_headers, external_id="a-1")
     clash = await client.post(API, json=make_station(external_id="a-1"), headers=operator_headers)
-    assert clash.status_code == 409 and clash.json()["error"]["code"] == "conflict"
-    other_source = await create(client, operator_headers, external_id="a-1", source="ocm")
+    assert clash.status_code == 409
+    assert clash.json()["error"] == {
+        "code": "conflict",
+        "message": "a station with source 'voltway' and external_id 'a-1' already exists",
+        "details": {"source": "voltway", "external_id": "a-1"},
+    }
+    await create(client, operator_headers, external_id="a-1", source="ocm")  # another source: no clash
     await create(client, operator_headers, external_id=None)
     await create(client, operator_headers, external_id=None)  # no external id: no clash
-    patch_clash = await client.patch(f"{API}/{first['id']}", json={"external_id": "a-2"}, headers=operator_headers)
-    assert patch_clash.status_code == 200
+    renamed = await client.patch(f"{API}/{first['id']}", json={"external_id": "a-2"}, headers=operator_headers)
+    assert renamed.status_code == 200  # frees a-1
     second = await create(client, operator_headers, external_id="a-1")
     response = await client.patch(f"{API}/{second['id']}", json={"external_id": "a-2"}, headers=operator_headers)
     assert response.status_code == 409
-    assert other_source["external_id"] == "a-1"
 
 
 async def test_detail_errors(client: httpx.AsyncClient) -> None:
