@@ -88,7 +88,7 @@ def raw_ctes(d: Dialect, scope: Scope, r0: int, r1: int, now: int, step: int, pa
         raw_r0=r0, raw_r1=r1, raw_now=now, raw_step=step,
         raw_r0_ts=d.timestamp_param(r0), raw_r1_ts=d.timestamp_param(r1),
     )
-    join = "JOIN stations s ON s.id = cs.station_id" if scope.needs_stations else ""
+    join = d.sessions_first_join() if scope.needs_stations else ""
     where = scope.where(params, "cs.station_id")
     started, ended = d.epoch("cs.started_at"), d.epoch("cs.ended_at")
     step_sql = _bigint(d, "raw_step")

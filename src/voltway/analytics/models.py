@@ -21,6 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from voltway.core.db import Base
 
 ALL = "*"
+# On SQLite the rollups are stored in primary-key order (WITHOUT ROWID): a lookup by key is one b-tree search.
+CLUSTERED = {"sqlite_with_rowid": False}
 
 
 class _Measures:
@@ -32,6 +34,7 @@ class _Measures:
 
 class StationHour(_Measures, Base):
     __tablename__ = "analytics_station_hours"
+    __table_args__ = CLUSTERED
 
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
     hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -40,6 +43,7 @@ class StationHour(_Measures, Base):
 
 class CubeHour(_Measures, Base):
     __tablename__ = "analytics_cube_hours"
+    __table_args__ = CLUSTERED
 
     country: Mapped[str] = mapped_column(String(2), primary_key=True)
     operator: Mapped[str] = mapped_column(String(255), primary_key=True)
@@ -49,6 +53,7 @@ class CubeHour(_Measures, Base):
 
 class StationTotal(_Measures, Base):
     __tablename__ = "analytics_station_totals"
+    __table_args__ = CLUSTERED
 
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
@@ -57,6 +62,7 @@ class StationTotal(_Measures, Base):
 
 class StationCurrency(Base):
     __tablename__ = "analytics_station_currencies"
+    __table_args__ = CLUSTERED
 
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)

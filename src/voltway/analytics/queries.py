@@ -172,7 +172,7 @@ async def _unique_drivers(
     for i, (key, lo, hi) in enumerate(ranges):
         params.update({f"uk{i}": key, f"ulo{i}": d.timestamp_param(lo), f"uhi{i}": d.timestamp_param(hi)})
         values.append(f"({typed(f'uk{i}', 'INTEGER')}, {typed(f'ulo{i}', 'TIMESTAMPTZ')}, {typed(f'uhi{i}', 'TIMESTAMPTZ')})")
-    join = "JOIN stations s ON s.id = cs.station_id" if q.scope.needs_stations else ""
+    join = d.sessions_first_join() if q.scope.needs_stations else ""
     rows = await _rows(
         session,
         f"WITH b(k, lo, hi) AS (VALUES {', '.join(values)}) "

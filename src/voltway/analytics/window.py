@@ -191,6 +191,11 @@ class Dialect:
         """`column` in a condition that must not drive the plan (SQLite's unary plus; PostgreSQL plans by stats)."""
         return f"+{column}" if self.sqlite else column
 
+    def sessions_first_join(self) -> str:
+        """Join `stations s` to `charging_sessions cs`, scanning the sessions (by time) first: SQLite's CROSS JOIN
+        keeps the written order; otherwise a station filter could drive a scan of all their sessions."""
+        return f"{'CROSS JOIN' if self.sqlite else 'JOIN'} stations s ON s.id = cs.station_id"
+
     def timestamp_param(self, t: int) -> Any:
         """A UTC epoch second as a parameter comparable with a timestamp column (SQLite stores text)."""
         moment = datetime.fromtimestamp(t, UTC)

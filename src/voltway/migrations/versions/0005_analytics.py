@@ -16,6 +16,10 @@ branch_labels: str | Sequence[str] | None = ("analytics",)
 depends_on: str | Sequence[str] | None = "0003"
 
 
+# On SQLite the rollups are stored in primary-key order (WITHOUT ROWID): a lookup by key is one b-tree search.
+CLUSTERED = {"sqlite_with_rowid": False}
+
+
 def _measures() -> list[sa.Column]:
     return [
         sa.Column("sessions", sa.Integer(), nullable=False),
@@ -46,6 +50,7 @@ def upgrade() -> None:
         *_measures(),
         sa.PrimaryKeyConstraint("station_id", "hour", "currency", name="pk_analytics_station_hours"),
         _station_fk("analytics_station_hours"),
+        **CLUSTERED,
     )
     op.create_table(
         "analytics_cube_hours",
@@ -55,6 +60,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(3), nullable=False),
         *_measures(),
         sa.PrimaryKeyConstraint("country", "operator", "hour", "currency", name="pk_analytics_cube_hours"),
+        **CLUSTERED,
     )
     op.create_table(
         "analytics_station_totals",
@@ -64,6 +70,7 @@ def upgrade() -> None:
         *_measures(),
         sa.PrimaryKeyConstraint("station_id", "currency", "hour", name="pk_analytics_station_totals"),
         _station_fk("analytics_station_totals"),
+        **CLUSTERED,
     )
     op.create_table(
         "analytics_station_currencies",
@@ -71,6 +78,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(3), nullable=False),
         sa.PrimaryKeyConstraint("station_id", "currency", name="pk_analytics_station_currencies"),
         _station_fk("analytics_station_currencies"),
+        **CLUSTERED,
     )
     op.create_table(
         "analytics_rollup_state",
