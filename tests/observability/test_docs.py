@@ -10,7 +10,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.browser import dump_dom, voltway_server
-from voltway.core.docs import ERROR_EXAMPLES
+from voltway.core.docs import ERROR_EXAMPLES, example_from_schema
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
@@ -89,6 +89,14 @@ async def test_every_operation_is_documented(client: httpx.AsyncClient) -> None:
         if not operation.get("tags"):
             problems.append(f"{where}: no tag")
         responses = operation["responses"]
+        bodies = list(operation.get("requestBody", {}).get("content", {}).items()) + [
+            (f"{status} {media_type}", media)
+            for status, response in responses.items() if status.startswith("2")
+            for media_type, media in response.get("content", {}).items()
+        ]
+        for name, media in bodies:
+            if "schema" in media and "example" not in media and "examples" not in media:  # streams have no schema
+                problems.append(f"{where}: {name} has no example")
         errors = {int(s): r for s, r in responses.items() if s.isdigit() and 400 <= int(s) < 500}
         needs = set()
         if operation.get("parameters") or operation.get("requestBody"):
@@ -114,3 +122,30 @@ def test_swagger_ui_renders_offline_in_chromium(tmp_path: Path) -> None:
     assert 'class="swagger-ui' in dom
     assert "opblock-tag" in dom and "/health/ready" in dom  # operations were rendered from /openapi.json
     assert "/health/ready" in redoc and "VoltWay" in redoc
+
+
+def test_generated_examples_follow_the_schema() -> None:
+    components = {
+        "Kind": {"type": "string", "enum": ["ccs2", "type2"]},
+        "Item": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "power_kw": {"anyOf": [{"type": "number", "minimum": 3.7, "maximum": 400}, {"type": "null"}]},
+                "type": {"$ref": "#/components/schemas/Kind"},
+                "quantity": {"type": "integer", "minimum": 1, "default": 2},
+                "at": {"type": "string", "format": "date-time"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    }
+    assert example_from_schema({"$ref": "#/components/schemas/Item"}, components) == {
+        "name": "Berlin Hauptbahnhof P+R",
+        "power_kw": 150.0,
+        "type": "ccs2",
+        "quantity": 2,
+        "at": "2026-01-15T08:30:00Z",
+        "tags": ["tags"],
+    }
+    assert example_from_schema({"type": "integer", "minimum": 5, "maximum": 9}, {}) == 5
+    assert example_from_schema({"type": "object", "examples": [{"a": 1}]}, {}) == {"a": 1}

@@ -91,6 +91,72 @@ def _ensure_error_schema(schema: dict[str, Any]) -> None:
         schemas["ErrorResponse"] = model_schema
 
 
+# Values for common field names, so that generated examples read like VoltWay data rather than "string".
+_FIELD_EXAMPLES: dict[str, Any] = {
+    "name": "Berlin Hauptbahnhof P+R", "address": "Europaplatz 1", "town": "Berlin", "postcode": "10557",
+    "country": "DE", "latitude": 52.5251, "longitude": 13.3694, "lat": 52.5251, "lon": 13.3694,
+    "operator": "Ionity", "usage": "Public", "usage_cost": "0,59 EUR/kWh", "currency": "EUR", "source": "voltway",
+    "external_id": "ocm-123456", "email": "ann@example.org", "password": "correct horse battery staple",
+    "username": "ann@example.org", "display_name": "Ann", "type": "ccs2", "type_name": "CCS (Type 2)",
+    "current": "DC", "power_kw": 150.0, "max_power_kw": 150.0, "energy_kwh": 23.4, "rating": 4, "comment":
+    "Fast and easy to find.", "kind": "import_ocm", "role": "operator", "token_type": "bearer",
+    "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.signature", "next_cursor": None, "cursor": None,
+}
+
+
+def example_from_schema(node: dict[str, Any], components: dict[str, Any], field: str | None = None, depth: int = 0) -> Any:
+    """A plausible example value for a JSON schema: its own example when it has one, else built from the
+    types, enums, formats, bounds and field names (for operations whose schemas carry no example)."""
+    if depth > 8:
+        return None
+    if "$ref" in node:
+        return example_from_schema(components[node["$ref"].rsplit("/", 1)[1]], components, field, depth + 1)
+    for key in ("example", "default"):
+        if node.get(key) is not None:
+            return node[key]
+    if node.get("examples"):
+        return node["examples"][0]
+    if "const" in node:
+        return node["const"]
+    if node.get("enum"):
+        return node["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in node:
+            options = [o for o in node[key] if o.get("type") != "null"] or node[key]
+            return example_from_schema(options[0], components, field, depth + 1)
+    kind = node.get("type")
+    if field in _FIELD_EXAMPLES and kind != "object" and kind != "array":
+        return _FIELD_EXAMPLES[field]
+    if kind == "object" or "properties" in node:
+        properties = node.get("properties", {})
+        if not properties and isinstance(node.get("additionalProperties"), dict):
+            return {"key": example_from_schema(node["additionalProperties"], components, None, depth + 1)}
+        return {name: example_from_schema(sub, components, name, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        return [example_from_schema(node.get("items", {}), components, field, depth + 1)]
+    if kind in ("integer", "number"):
+        low = node.get("minimum", node.get("exclusiveMinimum", 1))
+        high = node.get("maximum", node.get("exclusiveMaximum", max(low, 1) * 10))
+        value = min(max(low, 1), high)
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return {"date-time": "2026-01-15T08:30:00Z", "date": "2026-01-15", "email": "ann@example.org",
+                "uri": "https://example.org/", "binary": "(file contents)"}.get(node.get("format", ""), field or "text")
+    return None
+
+
+def _add_examples(operation: dict[str, Any], components: dict[str, Any]) -> None:
+    media_types = list(operation.get("requestBody", {}).get("content", {}).values())
+    for status, response in operation["responses"].items():
+        if status.startswith("2"):
+            media_types += list(response.get("content", {}).values())
+    for media in media_types:
+        if "example" not in media and "examples" not in media and "schema" in media:
+            media["example"] = example_from_schema(media["schema"], components)
+
+
 def polish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Make the generated document tell the truth about auth and errors (idempotent)."""
     components = schema.setdefault("components", {})
@@ -108,11 +174,13 @@ def polish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
         },
     )
     _ensure_error_schema(schema)
+    component_schemas = components.get("schemas", {})
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
+            _add_examples(operation, component_schemas)
             if operation.get("security"):
                 # Every credential dependency answers 401 when the credentials are missing or invalid.
                 responses.setdefault("401", {"description": ERROR_DESCRIPTIONS[401]})
@@ -127,7 +195,6 @@ def polish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                         response["description"] = ERROR_DESCRIPTIONS[422]
                 elif ref == _ERROR_REF and "example" not in content and int(status) in ERROR_EXAMPLES:
                     content["example"] = {"error": ERROR_EXAMPLES[int(status)]}
-    component_schemas = components.get("schemas", {})
     if _DEFAULT_VALIDATION_REF.rsplit("/", 1)[1] in component_schemas and _DEFAULT_VALIDATION_REF not in str(
         schema.get("paths")
     ):
