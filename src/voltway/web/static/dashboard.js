@@ -171,12 +171,15 @@
     const totals = Object.entries(revenue.totals).filter(([c]) => c).sort((a, b) => b[1] - a[1]).slice(0, 4);
     const datasets = totals.map(([currency], i) => {
       const byDay = new Map(revenue.rows.filter((r) => r.currency === currency).map((r) => [r.key, r.amount]));
-      return { label: currency, data: days.map((d) => byDay.get(d) || 0), backgroundColor: COLORS[i % COLORS.length] };
+      const color = COLORS[i % COLORS.length];
+      return { label: currency, data: days.map((d) => byDay.get(d) || 0), borderColor: color,
+        backgroundColor: color, tension: 0.25 };
     });
+    // One line per currency: amounts in different currencies are never added up.
     draw("chart-revenue", {
-      type: "bar",
+      type: "line",
       data: { labels: days, datasets },
-      options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
+      options: { interaction: { mode: "index", intersect: false }, scales: { y: { beginAtZero: true } } },
     }, days.length);
   }
 
