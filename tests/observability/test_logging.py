@@ -1,6 +1,7 @@
 """JSON log lines: request correlation, slow requests, error log, redaction, uvicorn through the same handlers."""
 
 import asyncio
+import json
 import logging
 import logging.handlers
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from tests.observability.conftest import read_log, scrape, value
 from voltway.accounts.keys import hash_key
 from voltway.accounts.models import ApiKey
-from voltway.core.logging import BACKUP_COUNT, MAX_BYTES, REDACTED, redact, request_context
+from voltway.core.logging import BACKUP_COUNT, MAX_BYTES, REDACTED, JsonFormatter, LogFile, redact, request_context
 
 
 
@@ -188,3 +189,25 @@ async def test_text_console_when_json_console_is_off(app_factory, capfd: pytest.
     # The files stay JSON.
     assert any(e.get("request_id") == "text-console-1" for e in read_log(log_dir / "app.log"))
     assert response.status_code == 200
+
+
+def test_log_file_rotates_by_size_and_keeps_whole_lines(tmp_path: Path) -> None:
+    handler = LogFile(tmp_path / "app.log")
+    handler.maxBytes = 1000  # the real limit is 10 MB; the same code path
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("voltway.test.rotation")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for i in range(100):
+            logger.warning("line %d", i)  # ~115 bytes each: more than six files hold
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    files = sorted(tmp_path.glob("app.log*"))
+    assert [f.name for f in files] == ["app.log", *(f"app.log.{n}" for n in range(1, BACKUP_COUNT + 1))]
+    assert all(f.stat().st_size <= 1000 for f in files)
+    kept = [json.loads(line)["message"] for f in reversed(files) for line in f.read_text().splitlines()]
+    # The newest lines are kept, whole and in order; the oldest fell off the last backup.
+    assert kept == [f"line {i}" for i in range(100 - len(kept), 100)]
+    assert 40 < len(kept) < 60
