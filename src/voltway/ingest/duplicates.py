@@ -24,7 +24,7 @@ other member gets `duplicate_of_id` = the canonical id, so links never chain. A 
 longer matches anything loses its link.
 
 Only the stations an import touched are checked, in batches: candidates come from the latitude index
-(a band of +-250 m) and an exact chord test on the stored unit vectors, never a scan of all pairs.
+(a box of +-250 m around each) and an exact chord test on the stored unit vectors, never a scan of all pairs.
 """
 
 import difflib
@@ -33,6 +33,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,9 +78,10 @@ def _tokens(text: str | None) -> list[str]:
     return re.findall(r"[a-z0-9]+", folded)
 
 
-def _significant(text: str | None) -> list[str]:
+@lru_cache(maxsize=1 << 16)  # a site takes part in several pairs; operators repeat across thousands
+def _significant(text: str | None) -> tuple[str, ...]:
     tokens = _tokens(text)
-    return [t for t in tokens if t not in _GENERIC_WORDS] or tokens
+    return tuple(t for t in tokens if t not in _GENERIC_WORDS) or tuple(tokens)
 
 
 def text_similarity(a: str | None, b: str | None) -> float:
@@ -96,6 +98,7 @@ def text_similarity(a: str | None, b: str | None) -> float:
     return max(ratio, overlap)
 
 
+@lru_cache(maxsize=1 << 12)
 def normalize_operator(operator: str | None) -> str | None:
     """The operator as compared by the rule; None when unknown."""
     tokens = [t for t in _tokens(operator) if t not in _LEGAL_SUFFIXES]
@@ -160,16 +163,29 @@ def _site(row: Sequence[Any]) -> _Site:
     return _Site(*row[:7], completeness=sum(v is not None for v in row[7:]))
 
 
-async def _load_sites(db: Database, column: str, values: Iterable[int]) -> dict[int, _Site]:
-    """The sites whose `column` is one of `values` (in slices, within every driver's parameter limit)."""
-    values = list(values)
-    sites: dict[int, _Site] = {}
+def _id_slices(ids: Iterable[int]) -> Iterable[tuple[str, dict[str, int]]]:
+    """`IN (...)` placeholders and parameters for `ids`, in slices within every driver's parameter limit."""
+    values = list(ids)
     for start in range(0, len(values), 5000):
         params = {f"v{i}": v for i, v in enumerate(values[start : start + 5000])}
-        placeholders = ", ".join(":" + name for name in params)
-        rows = await db.fetch(f"{_SITE_SQL} WHERE {column} IN ({placeholders})", params)
+        yield ", ".join(":" + name for name in params), params
+
+
+async def _load_sites(db: Database, ids: Iterable[int]) -> dict[int, _Site]:
+    sites: dict[int, _Site] = {}
+    for placeholders, params in _id_slices(ids):
+        rows = await db.fetch(f"{_SITE_SQL} WHERE s.id IN ({placeholders})", params)
         sites.update((row[0], _site(row)) for row in rows)
     return sites
+
+
+async def _linked_to(db: Database, ids: Iterable[int]) -> set[int]:
+    """The stations whose `duplicate_of_id` is one of `ids` (ids only: SQLite then reads the index alone)."""
+    linked: set[int] = set()
+    for placeholders, params in _id_slices(ids):
+        rows = await db.fetch(f"SELECT s.id FROM stations s WHERE s.duplicate_of_id IN ({placeholders})", params)
+        linked.update(row[0] for row in rows)
+    return linked
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,16 +252,6 @@ class _Groups:
             self.operator[ry] = oy or ox
 
 
-async def _followers(db: Database, window: _Window) -> set[int]:
-    """The stations linked to a checked one (only stations that existed before `since` can have any)."""
-    rows = await db.fetch(
-        "SELECT f.id FROM stations f WHERE f.duplicate_of_id IN "
-        f"(SELECT s.id FROM stations s WHERE {_WINDOW_SQL.format(t='s')} AND s.created_at < :since)",
-        window.params,
-    )
-    return {row[0] for row in rows}
-
-
 async def _link_window(
     db: Database, window: _Window, checked: set[int], holders: set[int]
 ) -> list[DuplicateLink]:
@@ -255,7 +261,7 @@ async def _link_window(
     Stations linked to a checked one are checked too: their canonical may have changed or moved away.
     """
     pairs = await _neighbour_pairs(db, _WINDOW_SQL.format(t="a"), window.params, window.lon_margin)
-    followers = await _followers(db, window)
+    followers = await _linked_to(db, checked) - checked
     if followers:
         params = {f"f{i}": f for i, f in enumerate(followers)}
         where = f"a.id IN ({', '.join(':' + name for name in params)})"
@@ -264,13 +270,12 @@ async def _link_window(
     linked = holders | followers
     if not pairs and not linked:
         return []  # the common case: nothing near, nothing linked
-    sites = await _load_sites(db, "s.id", {*linked, *(i for pair in pairs for i in pair)})
+    sites = await _load_sites(db, {*linked, *(i for pair in pairs for i in pair)})
     # Groups that neighbours already belong to join the new ones.
     missing = {s.duplicate_of_id for s in sites.values() if s.duplicate_of_id and s.duplicate_of_id not in sites}
-    sites.update(await _load_sites(db, "s.id", missing))
+    sites.update(await _load_sites(db, missing))
     # So do the stations already linked to any of these, so that a new canonical is never a chain's middle.
-    followers = await _load_sites(db, "s.duplicate_of_id", list(sites))
-    sites.update({i: site for i, site in followers.items() if i not in sites})
+    sites.update(await _load_sites(db, await _linked_to(db, sites) - sites.keys()))
 
     groups = _Groups()
     for site in sites.values():
