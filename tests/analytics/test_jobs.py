@@ -1,5 +1,9 @@
 """The rollup job runs through the platform's job runner and is scheduled hourly."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.analytics.factories import S, make_sessions, make_station, utc
@@ -30,3 +34,18 @@ async def test_the_rollup_job_rolls_up_closed_hours(db, client, operator_headers
                              headers=operator_headers)).json()
     assert body["window"]["source"] == "rollups"
     assert body["items"][0]["sessions"] == 1 and body["items"][0]["occupied_hours"] == 1.5
+
+
+async def test_rebuild_command(db, settings) -> None:
+    station = await make_station(db, name="A", lat=1, lon=1, country="DE", operator="X",
+                                 connectors=[{"type": "ccs2", "power_kw": 50}])
+    await make_sessions(db, [S("A", utc(2026, 1, 5, 10), utc(2026, 1, 5, 10, 30), 12, 6.0, "EUR")],
+                        {"A": station}, {})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "voltway", "analytics", "rebuild"],
+        env={**env, "DATABASE_URL": settings.database_url, "LOG_DIR": str(settings.log_dir)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "analytics rollups rebuilt: 1 station-hours" in result.stdout
