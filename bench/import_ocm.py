@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", help="also run on this PostgreSQL database URL (dropped and re-created)")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "voltway-bench-import")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ def main() -> None:
         started = time.perf_counter()
         write(path, args.n, seed=7)
         print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
-    for target in ["sqlite"] + ([args.postgres] if args.postgres else []):
+    for target in ([] if args.no_sqlite else ["sqlite"]) + ([args.postgres] if args.postgres else []):
         runs = []
         for run in range(args.runs):
             url = fresh_database(target, args.work)

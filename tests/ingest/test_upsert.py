@@ -150,3 +150,15 @@ async def test_a_constraint_violation_rejects_only_that_row(db: Database) -> Non
     report = await upsert_stations(db, numbered(stations), chunk_size=4)
     assert counts(report) == (9, 0, 0, [5])
     assert "too long" in report.rejected[0].message
+
+
+async def test_a_source_failing_midway_keeps_the_chunks_already_handed_over(db: Database) -> None:
+    async def items() -> Any:
+        for n in range(1500):
+            yield n, make_station(n)
+        raise ConnectionError("the source went away")
+
+    with pytest.raises(ConnectionError):
+        await upsert_stations(db, items(), chunk_size=1000)
+    assert await scalar(db, "SELECT count(*) FROM stations") == 1000  # the first chunk, whole
+    assert await scalar(db, "SELECT count(*) FROM connectors") == 2000

@@ -310,9 +310,8 @@ async def upsert_stations(
             await finish_write()
             await write(list(chunk.values()), handled)
         finally:
-            if writing is not None:
-                writing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+            if writing is not None:  # reading failed: let the chunk in flight commit (its own errors aside)
+                with contextlib.suppress(Exception):
                     await writing
     report.rejected.sort(key=lambda e: e.index)
     return report
