@@ -9,14 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-
 from sqlalchemy import select
 
 from tests.observability.conftest import read_log, scrape, value
 from voltway.accounts.keys import hash_key
 from voltway.accounts.models import ApiKey
 from voltway.core.logging import BACKUP_COUNT, MAX_BYTES, REDACTED, JsonFormatter, LogFile, redact, request_context
-
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -167,7 +167,7 @@ class _BatchedLines(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.write_line(self.format(record) + "\n", record.levelno)
-        except Exception:  # logging must never break the caller; the stdlib convention
+        except Exception:  # noqa: BLE001  (logging must never break the caller: the stdlib convention)
             self.handleError(record)
 
     def write_line(self, line: str, level: int) -> None:
@@ -196,6 +196,7 @@ class ConsoleHandler(_BatchedLines):
     """JSON lines to standard error, through a buffer of its own (Python's stderr flushes every line)."""
 
     def __init__(self) -> None:
+        stream: TextIO
         try:
             stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, encoding="utf-8", closefd=False)  # noqa: SIM115
         except (AttributeError, OSError, ValueError):  # no real file descriptor (an embedding host)
@@ -268,7 +269,7 @@ def log_line(logger: logging.Logger, level: int, message: str, fields: dict[str,
             handler.write_line(line, level)
         else:
             if record is None:
-                record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None, extra=fields)
+                record = logger.makeRecord(logger.name, level, __file__, 0, message, (), None, extra=fields)
             handler.handle(record)
 
 

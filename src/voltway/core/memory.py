@@ -9,13 +9,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-import psutil
-
-from voltway.core.metrics import MEMORY_RSS
+from voltway.core.metrics import record_rss
 
 logger = logging.getLogger(__name__)
 MB = 1024 * 1024
-_process = psutil.Process()
 
 
 @dataclass(frozen=True)
@@ -30,9 +27,7 @@ class MemoryStatus:
 
 def memory_status(threshold_mb: int) -> MemoryStatus:
     """Read this process's resident memory, record it in `voltway_memory_rss_bytes`, compare it to the threshold."""
-    rss = _process.memory_info().rss
-    MEMORY_RSS.set(rss)
-    return MemoryStatus(rss_mb=round(rss / MB, 1), threshold_mb=threshold_mb)
+    return MemoryStatus(rss_mb=round(record_rss() / MB, 1), threshold_mb=threshold_mb)
 
 
 async def _monitor(threshold_mb: int, interval: float, repeat_every: int) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psutil
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -88,6 +89,7 @@ MEMORY_RSS = Gauge(
 )
 APP_INFO = Gauge("voltway_app_info", "Build information", ["version"], multiprocess_mode="max")
 APP_INFO.labels(__version__).set(1)
+_process = psutil.Process()
 
 
 def multiprocess_dir() -> str | None:
@@ -218,14 +220,21 @@ def mark_dead(pid: int) -> None:
         mark_process_dead(pid)
 
 
-def install_metrics(app: FastAPI, *, scrape_gauges: Iterable[ScrapeGauge] = (), before_scrape: Callable[[], None] = lambda: None) -> None:
+def record_rss() -> int:
+    """This process's resident memory in bytes, also recorded in `voltway_memory_rss_bytes`."""
+    rss = _process.memory_info().rss
+    MEMORY_RSS.set(rss)
+    return rss
+
+
+def install_metrics(app: FastAPI, *, scrape_gauges: Iterable[ScrapeGauge] = ()) -> None:
     """Serve `GET /metrics` (Prometheus text format)."""
     gauges = list(scrape_gauges)
     registry = build_registry(gauges)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        before_scrape()
+        record_rss()
         for gauge in gauges:
             await gauge.refresh(request.app)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
