@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from voltway.accounts.dependencies import OperatorKey
+from voltway.core.cache import invalidate_after_commit
 from voltway.core.db import DB, Session
 from voltway.core.errors import InvalidInput, PayloadTooLarge, error_responses
 from voltway.core.responses import FastJSONResponse
@@ -117,6 +118,7 @@ async def upsert(_key: OperatorKey, db: DB, request: Request) -> Any:
 )
 async def set_status(_key: OperatorKey, session: Session, request: Request) -> Any:
     result = await bulk_status(session, items=await read_json_items(request))
+    await invalidate_after_commit(session, "stations")
     return FastJSONResponse(result.model_dump())
 
 

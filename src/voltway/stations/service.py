@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from voltway.charging.status import record_status_change
 from voltway.core.db import Database, utcnow
 from voltway.core.errors import Conflict, InvalidInput, NotFound
 from voltway.core.geo import haversine_from, unit_vector
@@ -216,7 +217,8 @@ async def create_station(session: AsyncSession, *, data: StationIn) -> dict[str,
 
 
 async def update_station(session: AsyncSession, *, station: Station, patch: StationPatch) -> dict[str, Any]:
-    """Apply the fields present in `patch`; derived columns follow. Returns the new Station dict."""
+    """Apply the fields present in `patch`; derived columns follow. A status change goes through
+    `record_status_change` (history and live event). Returns the new Station dict."""
     changes = patch.model_dump(mode="json", exclude_unset=True, exclude={"connectors"})
     nulled = [f for f in ("name", "latitude", "longitude", "status") if f in changes and changes[f] is None]
     if nulled:
@@ -228,6 +230,10 @@ async def update_station(session: AsyncSession, *, station: Station, patch: Stat
         await _clash_check(
             session, source=station.source, external_id=changes["external_id"], station_id=station.id
         )
+    new_status = changes.pop("status", None)
+    if new_status is not None:
+        # First: record_status_change re-reads the row, which would drop attributes assigned before it.
+        await record_status_change(session, station_id=station.id, connector_id=None, status=new_status, source="api")
     for field, value in changes.items():
         setattr(station, field, value)
     connectors: list[ConnectorIn | Mapping[str, Any]]
