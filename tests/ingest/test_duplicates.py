@@ -10,6 +10,7 @@ import pytest
 from voltway.core.db import Database
 from voltway.core.geo import haversine_km
 from voltway.ingest.csv_io import import_csv
+from voltway.ingest import duplicates
 from voltway.ingest.duplicates import normalize_operator, text_similarity
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -17,6 +18,12 @@ StationFactory = Callable[..., dict[str, Any]]
 BULK = "/api/v1/stations/bulk"
 # About 1.1 m of latitude per 1e-5 degree.
 M = 1 / 111_195
+
+
+@pytest.fixture(params=["boxes", "sweep"], autouse=True)
+def neighbour_search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with both neighbour searches: a box query per station and the sweep over the table."""
+    monkeypatch.setattr(duplicates, "SWEEP_SHARE", 2.0 if request.param == "boxes" else 0.0)
 
 
 def test_text_similarity() -> None:

@@ -23,14 +23,17 @@ town, postcode, operator, usage cost and maximum power filled in), the oldest (l
 other member gets `duplicate_of_id` = the canonical id, so links never chain. A checked station that no
 longer matches anything loses its link.
 
-Only the stations an import touched are checked, in batches: candidates come from the latitude index
-(a box of +-250 m around each) and an exact chord test on the stored unit vectors, never a scan of all pairs.
+Only the stations an import touched are checked, in batches: candidates come from the (latitude, longitude)
+index (a box of +-250 m around each) and an exact chord test on the stored unit vectors, never a comparison of
+all pairs. When an import touched a large share of the table (a first import), one sweep over the table in
+latitude order, holding only the current 500 m band in memory, finds the same neighbours more cheaply.
 """
 
 import difflib
 import math
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -46,6 +49,9 @@ from voltway.stations.models import Station
 MAX_DISTANCE_M = 250.0
 MIN_SIMILARITY = 0.75
 BATCH = 2000
+# A sweep over the whole table replaces the per-station box queries when an import touched this share of it.
+SWEEP_SHARE = 0.25
+SWEEP_PAGE = 20_000
 
 _GENERIC_WORDS = frozenset(
     "ev electric vehicle vehicles charging charge charger chargers recharge station stations point points "
@@ -57,6 +63,9 @@ _UNKNOWN_OPERATORS = frozenset({"", "unknown", "unknown operator"})
 _DLAT_DEG = math.degrees(MAX_DISTANCE_M / 1000 / EARTH_RADIUS_KM)
 # Squared chord between unit vectors of two points MAX_DISTANCE_M apart.
 _CHORD2 = (2 * math.sin(MAX_DISTANCE_M / 1000 / EARTH_RADIUS_KM / 2)) ** 2
+# Longitude buckets of the sweep.
+_CELL_DEG = 0.01
+_CELL_COUNT = 36_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,14 +262,21 @@ class _Groups:
 
 
 async def _link_window(
-    db: Database, window: _Window, checked: set[int], holders: set[int]
+    db: Database,
+    window: _Window,
+    checked: set[int],
+    holders: set[int],
+    swept: dict[int, list[int]] | None,
 ) -> list[DuplicateLink]:
     """Check one batch of stations (`holders`: those already linked) against their neighbours and store the
-    links; returns the new links.
+    links; returns the new links. `swept` holds every checked station's neighbours when a sweep found them.
 
     Stations linked to a checked one are checked too: their canonical may have changed or moved away.
     """
-    pairs = await _neighbour_pairs(db, _WINDOW_SQL.format(t="a"), window.params, window.lon_margin)
+    if swept is None:
+        pairs = await _neighbour_pairs(db, _WINDOW_SQL.format(t="a"), window.params, window.lon_margin)
+    else:
+        pairs = [(a, b) for a in checked for b in swept.get(a, ())]
     followers = await _linked_to(db, checked) - checked
     if followers:
         params = {f"f{i}": f for i, f in enumerate(followers)}
@@ -331,10 +347,64 @@ async def _link_window(
     return sorted(links, key=lambda link: link.station_id)
 
 
+async def _sweep(db: Database, since: Any) -> dict[int, list[int]]:
+    """Every station written since `since` -> its neighbours within MAX_DISTANCE_M, in one pass over the table
+    in latitude order (the lat/lon index), keeping only the stations of the current +-250 m band in memory,
+    bucketed by longitude. Cheaper than a box query per station once an import has touched much of the table.
+    """
+    neighbours: dict[int, list[int]] = {}
+    band: deque[tuple[float, int, float, float, float, bool, int]] = deque()  # lat, id, x, y, z, touched, cell
+    cells: dict[int, list[tuple[float, int, float, float, float, bool, int]]] = {}
+    last: tuple[float, float, int] = (-91.0, 0.0, 0)
+    while True:
+        rows = await db.fetch(
+            "SELECT latitude, longitude, id, x, y, z, CASE WHEN updated_at >= :since THEN 1 ELSE 0 END "
+            # The first comparison matches the (latitude, longitude) index, so PostgreSQL can range-scan it.
+            "FROM stations WHERE (latitude, longitude) >= (:lat, :lon) "
+            "AND (latitude, longitude, id) > (:lat, :lon, :id) "
+            f"ORDER BY latitude, longitude, id LIMIT {SWEEP_PAGE}",
+            {"since": since, "lat": last[0], "lon": last[1], "id": last[2]},
+        )
+        if not rows:
+            return neighbours
+        for lat, lon, sid, x, y, z, touched in rows:
+            while band and band[0][0] < lat - _DLAT_DEG:
+                old = band.popleft()
+                cells[old[6]].remove(old)
+            top = abs(lat) + _DLAT_DEG
+            cell = int((lon + 180.0) // _CELL_DEG) % _CELL_COUNT
+            if top >= 89.0:  # near a pole every longitude is close
+                near_cells: Iterable[int] = list(cells)
+            else:
+                reach = math.ceil(_DLAT_DEG / math.cos(math.radians(top)) / _CELL_DEG)
+                near_cells = ((cell + offset) % _CELL_COUNT for offset in range(-reach, reach + 1))
+            for near_cell in near_cells:
+                for other in cells.get(near_cell, ()):
+                    _lat2, oid, ox, oy, oz, otouched, _cell = other
+                    if (touched or otouched) and (x - ox) ** 2 + (y - oy) ** 2 + (z - oz) ** 2 <= _CHORD2:
+                        if touched:
+                            neighbours.setdefault(sid, []).append(oid)
+                        if otouched:
+                            neighbours.setdefault(oid, []).append(sid)
+            entry = (lat, sid, x, y, z, bool(touched), cell)
+            band.append(entry)
+            cells.setdefault(cell, []).append(entry)
+        last = (rows[-1][0], rows[-1][1], rows[-1][2])
+
+
 async def link_duplicates_since(db: Database, since: datetime) -> list[DuplicateLink]:
-    """Run the rule over every station written (`updated_at`) at or after `since`: after an import."""
+    """Run the rule over every station written (`updated_at`) at or after `since`: after an import.
+
+    Neighbours come from a box query per checked station, or, when the import touched at least
+    `SWEEP_SHARE` of the table (a first import), from one sweep over the table.
+    """
     # SQLite keeps timestamps as UTC text, compared as text.
     since_param: Any = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if db.is_sqlite else since
+    (touched, total), = await db.fetch(
+        "SELECT COALESCE(SUM(CASE WHEN updated_at >= :since THEN 1 ELSE 0 END), 0), COUNT(*) FROM stations",
+        {"since": since_param},
+    )
+    swept = await _sweep(db, since_param) if touched and touched >= SWEEP_SHARE * total else None
     links: list[DuplicateLink] = []
     last = 0
     while True:
@@ -347,5 +417,5 @@ async def link_duplicates_since(db: Database, since: datetime) -> list[Duplicate
             return links
         window = _Window(since_param, rows[0][0], rows[-1][0], _lon_margin(rows))
         holders = {row[0] for row in rows if row[3] is not None}
-        links.extend(await _link_window(db, window, {row[0] for row in rows}, holders))
+        links.extend(await _link_window(db, window, {row[0] for row in rows}, holders, swept))
         last = window.last
