@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.core.db import Database, utcnow
 from voltway.core.jobs.models import Job, JobStatus
-from voltway.core.metrics import JOB_DURATION, JOBS
+from voltway.core.metrics import JOB_DURATION, JOBS, QUEUE_DEPTH
 from voltway.settings import Settings
 
 if TYPE_CHECKING:
@@ -191,7 +191,14 @@ class JobRuntime:
             except Exception:  # noqa: BLE001 - a failed poll (database restarting) must not stop the runner
                 log.exception("job poll failed")
 
+    async def report_depth(self) -> None:
+        """Set the queue-depth gauge to the number of pending jobs (the database is the queue's truth)."""
+        async with self.db.sessionmaker() as session:
+            pending = await session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.pending))
+        QUEUE_DEPTH.labels(queue="default").set(pending or 0)
+
     async def _claim_free_slots(self) -> None:
+        await self.report_depth()
         free = self.settings.max_workers - len(self._running)
         if free <= 0:
             return
@@ -210,6 +217,7 @@ class JobRuntime:
 
     async def sweep(self) -> int:
         """Re-deliver jobs the queue lost (Redis was down at enqueue) or whose worker died; returns how many."""
+        await self.report_depth()
         ids = await self.due_jobs(limit=100, grace=self.heartbeat_interval)
         async with self.db.sessionmaker() as session:
             rows = (await session.execute(select(Job.id, Job.attempts).where(Job.id.in_(ids)))).all()
