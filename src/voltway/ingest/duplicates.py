@@ -157,8 +157,6 @@ _SITE_SQL = (
     "SELECT s.id, s.name, s.address, s.operator, s.latitude, s.longitude, s.duplicate_of_id, "
     "s.address, s.town, s.postcode, s.operator, s.usage_cost, s.max_power_kw FROM stations s"
 )
-# The checked stations of one batch: written since :since, ids in [:first, :last].
-_WINDOW_SQL = "{t}.id BETWEEN :first AND :last AND {t}.updated_at >= :since"
 _NEAR_SQL = "b.latitude BETWEEN a.latitude - :dlat AND a.latitude + :dlat"
 _LON_SQL = " AND b.longitude BETWEEN a.longitude - :dlon AND a.longitude + :dlon"
 _PAIRS_SQL = (
@@ -195,20 +193,6 @@ async def _linked_to(db: Database, ids: Iterable[int]) -> set[int]:
         rows = await db.fetch(f"SELECT s.id FROM stations s WHERE s.duplicate_of_id IN ({placeholders})", params)
         linked.update(row[0] for row in rows)
     return linked
-
-
-@dataclass(frozen=True, slots=True)
-class _Window:
-    """One batch of checked stations: those written since `since` with ids in [first, last]."""
-
-    since: Any  # a datetime; on SQLite the text form the column holds
-    first: int
-    last: int
-    lon_margin: float | None  # longitude half-width of the search box; None to search whole latitude bands
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"since": self.since, "first": self.first, "last": self.last}
 
 
 async def _neighbour_pairs(
@@ -261,11 +245,16 @@ class _Groups:
             self.operator[ry] = oy or ox
 
 
-async def _link_window(
+def _ids_condition(column: str, ids: Iterable[int]) -> tuple[str, dict[str, int]]:
+    params = {f"c{i}": v for i, v in enumerate(ids)}
+    return f"{column} IN ({', '.join(':' + name for name in params)})", params
+
+
+async def _link_batch(
     db: Database,
-    window: _Window,
     checked: set[int],
     holders: set[int],
+    lon_margin: float | None,
     swept: dict[int, list[int]] | None,
 ) -> list[DuplicateLink]:
     """Check one batch of stations (`holders`: those already linked) against their neighbours and store the
@@ -274,14 +263,12 @@ async def _link_window(
     Stations linked to a checked one are checked too: their canonical may have changed or moved away.
     """
     if swept is None:
-        pairs = await _neighbour_pairs(db, _WINDOW_SQL.format(t="a"), window.params, window.lon_margin)
+        pairs = await _neighbour_pairs(db, *_ids_condition("a.id", checked), lon_margin)
     else:
         pairs = [(a, b) for a in checked for b in swept.get(a, ())]
     followers = await _linked_to(db, checked) - checked
     if followers:
-        params = {f"f{i}": f for i, f in enumerate(followers)}
-        where = f"a.id IN ({', '.join(':' + name for name in params)})"
-        pairs += await _neighbour_pairs(db, where, params, None)
+        pairs += await _neighbour_pairs(db, *_ids_condition("a.id", followers), None)
         checked = checked | followers
     linked = holders | followers
     if not pairs and not linked:
@@ -400,22 +387,28 @@ async def link_duplicates_since(db: Database, since: datetime) -> list[Duplicate
     """
     # SQLite keeps timestamps as UTC text, compared as text.
     since_param: Any = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if db.is_sqlite else since
-    (touched, total), = await db.fetch(
-        "SELECT COALESCE(SUM(CASE WHEN updated_at >= :since THEN 1 ELSE 0 END), 0), COUNT(*) FROM stations",
+    # Both through an index (updated_at, the primary key); max(id) stands for the table's size.
+    ((touched, size),) = await db.fetch(
+        "SELECT (SELECT COUNT(*) FROM stations WHERE updated_at >= :since), (SELECT MAX(id) FROM stations)",
         {"since": since_param},
     )
-    swept = await _sweep(db, since_param) if touched and touched >= SWEEP_SHARE * total else None
+    total = size or 0
+    many = touched >= SWEEP_SHARE * total
+    swept = await _sweep(db, since_param) if touched and many else None
+    # Few touched stations: found through the updated_at index (`+id` keeps SQLite off the primary key);
+    # many: read in primary key order.
+    key = "id" if many else "+id"
+    batch_sql = (
+        f"SELECT id, latitude, longitude, duplicate_of_id FROM stations WHERE updated_at >= :since AND {key} > :last "
+        f"ORDER BY {key} LIMIT {BATCH}"
+    )
     links: list[DuplicateLink] = []
     last = 0
-    while True:
-        rows = await db.fetch(
-            "SELECT id, latitude, longitude, duplicate_of_id FROM stations WHERE updated_at >= :since AND id > :last "
-            f"ORDER BY id LIMIT {BATCH}",
-            {"since": since_param, "last": last},
-        )
+    while touched:
+        rows = await db.fetch(batch_sql, {"since": since_param, "last": last})
         if not rows:
             return links
-        window = _Window(since_param, rows[0][0], rows[-1][0], _lon_margin(rows))
         holders = {row[0] for row in rows if row[3] is not None}
-        links.extend(await _link_window(db, window, {row[0] for row in rows}, holders, swept))
-        last = window.last
+        links.extend(await _link_batch(db, {row[0] for row in rows}, holders, _lon_margin(rows), swept))
+        last = rows[-1][0]
+    return links

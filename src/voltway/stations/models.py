@@ -23,6 +23,8 @@ class Station(Base):
         Index("ix_stations_country_status", "country", "status"),
         Index("ix_stations_max_power_kw", "max_power_kw"),
         Index("ix_stations_operator", "operator"),
+        # Duplicate detection reads the stations an import just wrote (migration 0006).
+        Index("ix_stations_updated_at", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
