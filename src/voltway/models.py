@@ -3,6 +3,7 @@
 from voltway.accounts.models import ApiKey, Favorite, User
 from voltway.analytics.models import CubeHour, RollupState, StationCurrency, StationHour, StationTotal
 from voltway.charging.models import ChargingSession, Reservation, StatusChange
+from voltway.core.cache import CacheNamespace
 from voltway.core.db import Base
 from voltway.core.jobs.models import Job, ScheduleRun
 from voltway.reviews.models import Checkin, Review
@@ -11,6 +12,7 @@ from voltway.stations.models import Connector, Station
 __all__ = [
     "ApiKey",
     "Base",
+    "CacheNamespace",
     "ChargingSession",
     "Checkin",
     "Connector",
