@@ -23,6 +23,7 @@ import logging
 import pickle
 import re
 import secrets
+import sqlite3
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -32,9 +33,12 @@ from urllib.parse import parse_qsl, urlencode
 import redis.asyncio as aioredis
 from fastapi import Request, Response
 from redis.exceptions import RedisError
+from sqlalchemy import Integer, String
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from voltway.core.db import Base
 from voltway.core.metrics import CACHE_LOOKUPS
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,53 @@ local wanted = tonumber(ARGV[1])
 if current < wanted then redis.call('set', KEYS[1], wanted) return wanted end
 return current
 """
+
+
+class CacheNamespace(Base):
+    """A namespace's version in the database (used by the embedded mode on SQLite, see `FileVersions`)."""
+
+    __tablename__ = "cache_namespaces"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class FileVersions:
+    """Namespace versions in the SQLite file, so that every process on it (`serve --workers N`, a CLI import
+    while the server runs) sees a bump without Redis.
+
+    A read costs `PRAGMA data_version` (microseconds; it changes only when another connection commits) and
+    re-reads the small table only then. Bumps are written from a thread, never blocking the event loop.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._seen = -1
+        self._versions: dict[str, int] = {}
+
+    def current(self, namespace: str) -> int:
+        data_version = self._reader.execute("PRAGMA data_version").fetchone()[0]
+        if data_version != self._seen:
+            self._versions = dict(self._reader.execute("SELECT name, version FROM cache_namespaces").fetchall())
+            self._seen = data_version
+        return self._versions.get(namespace, 0)
+
+    def _bump(self, namespace: str) -> int:
+        with sqlite3.connect(self.path, timeout=30, isolation_level=None) as writer:
+            (version,) = writer.execute(
+                "INSERT INTO cache_namespaces (name, version) VALUES (?, 1) "
+                "ON CONFLICT (name) DO UPDATE SET version = version + 1 RETURNING version",
+                (namespace,),
+            ).fetchone()
+        writer.close()
+        return int(version)
+
+    async def bump(self, namespace: str) -> int:
+        return await asyncio.to_thread(self._bump, namespace)
+
+    def close(self) -> None:
+        self._reader.close()
 
 
 class MemoryTier:
@@ -105,6 +156,7 @@ class TieredCache:
         self.default_ttl = 3600
         self.prefix = "voltway"
         self.redis: aioredis.Redis | None = None
+        self.files: FileVersions | None = None
         self._versions: dict[str, int] = {}
         self._down_until = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
@@ -113,14 +165,20 @@ class TieredCache:
 
     # ------------------------------------------------------------------------------ setup
     def configure(
-        self, *, redis_url: str | None, prefix: str = "voltway", default_ttl: int = 3600, max_entries: int = 10_000
+        self, *, redis_url: str | None, prefix: str = "voltway", default_ttl: int = 3600, max_entries: int = 10_000,
+        sqlite_path: str | None = None,
     ) -> None:
+        """Redis when `redis_url` is given; else versions in the SQLite file at `sqlite_path` when given (the
+        embedded mode's processes share them), else in this process only."""
         self.memory = MemoryTier(max_entries)
         self.default_ttl = default_ttl
         self.prefix = prefix
         self._versions.clear()
         self._popular.clear()
         self._down_until = 0.0
+        if self.files is not None:
+            self.files.close()
+        self.files = FileVersions(sqlite_path) if sqlite_path and not redis_url else None
         self.redis = (
             aioredis.Redis.from_url(
                 redis_url, socket_connect_timeout=0.5, socket_timeout=0.5, health_check_interval=30
@@ -130,6 +188,9 @@ class TieredCache:
         )
 
     async def close(self) -> None:
+        if self.files is not None:
+            self.files.close()
+            self.files = None
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
@@ -156,6 +217,13 @@ class TieredCache:
 
     async def version(self, namespace: str) -> tuple[int, bool]:
         """The namespace's current version and whether it came from Redis."""
+        if self.files is not None:
+            try:
+                self._versions[namespace] = self.files.current(namespace)
+            except sqlite3.Error as exc:  # e.g. a database not migrated yet: this process's versions
+                log.warning("cache versions unreadable in %s: %s", self.files.path, exc)
+                self.files.close()
+                self.files = None
         known = self._versions.get(namespace, 0)
         if self.redis_up:
             assert self.redis is not None
@@ -180,6 +248,8 @@ class TieredCache:
         While Redis is away only this process's version moves; `version()` carries it over to Redis later.
         """
         self._versions[namespace] = self._versions.get(namespace, 0) + 1
+        if self.files is not None:
+            self._versions[namespace] = await self.files.bump(namespace)
         if self.redis_up:
             assert self.redis is not None
             try:
@@ -348,7 +418,7 @@ async def invalidate(namespace: str) -> None:
 def invalidate_soon(namespace: str) -> None:
     """`invalidate` from sync code running on the event loop's thread: the bump is scheduled at once."""
     cache._versions[namespace] = cache._versions.get(namespace, 0) + 1
-    if cache.redis is not None:
+    if cache.redis is not None or cache.files is not None:
         task = asyncio.get_running_loop().create_task(cache.invalidate(namespace))
         _background.add(task)
         task.add_done_callback(_background.discard)
