@@ -166,7 +166,8 @@ def station_facts(
             "AND x.currency = k.currency AND x.hour < {bound})"
         )
         ctes.append(
-            f"""tot_keys AS (
+            # Materialized: the latest-hour lookups run once per key, not again in each join below.
+            f"""tot_keys AS MATERIALIZED (
             SELECT k.station_id, k.currency, {latest.format(bound=_bigint(d, "tot_b"))} AS hb,
                 {latest.format(bound=_bigint(d, "tot_a"))} AS ha
             FROM analytics_station_currencies k {join} WHERE {where})"""

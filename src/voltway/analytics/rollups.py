@@ -23,6 +23,8 @@ from voltway.analytics.window import HOUR, Dialect, epoch, floor_to
 # Sessions started or ended this long before the previous run are re-rolled too (commit delays).
 LATE_MARGIN = timedelta(minutes=10)
 STATE_ID = 1
+HOURLY_TABLES = ("analytics_station_hours", "analytics_cube_hours", "analytics_station_totals")
+ROLLUP_TABLES = (*HOURLY_TABLES, "analytics_station_currencies")
 
 
 def dialect_of(session: AsyncSession) -> Dialect:
@@ -59,7 +61,7 @@ async def recompute(session: AsyncSession, *, start: int, end: int, now: datetim
     d = dialect_of(session)
     params: dict[str, Any] = {"a": start}
     a = ":a" if d.sqlite else "CAST(:a AS BIGINT)"
-    for table in ("analytics_station_hours", "analytics_cube_hours", "analytics_station_totals"):
+    for table in HOURLY_TABLES:
         await session.execute(text(f"DELETE FROM {table} WHERE hour >= {a}"), params)
     if end > start:
         ctes = raw_ctes(d, Scope(), start, end, epoch(now), HOUR, params)
@@ -159,6 +161,8 @@ async def rebuild(session: AsyncSession, *, now: datetime) -> dict[str, int]:
     await session.execute(text("DELETE FROM analytics_station_currencies"))
     rows = await recompute(session, start=0, end=through if first is not None else 0, now=now)
     await _save_state(session, through, now)
+    for table in ROLLUP_TABLES:  # fresh statistics for the planner after a bulk rewrite
+        await session.execute(text(f"ANALYZE {table}"))
     return {"from": start, "through": through, "rows": rows}
 
 
