@@ -119,7 +119,7 @@ CASES: dict[str, Case] = {
 }
 
 
-async def measure(url: str, runs: int, raw_runs: int, tz: str) -> list[tuple[str, str, float, float]]:
+async def measure(url: str, runs: int, raw_runs: int, tz: str, only: str | None) -> list[tuple[str, str, float, float]]:
     db = Database(url)
     results = []
     try:
@@ -133,6 +133,8 @@ async def measure(url: str, runs: int, raw_runs: int, tz: str) -> list[tuple[str
         for scope_name, scope in scopes.items():
             for name, case in CASES.items():
                 if scope_name != "all stations" and name not in ("peak-hours", "popular (by sessions)", "trends (daily)"):
+                    continue
+                if only and only not in name:
                     continue
                 for use_rollups, n in ((True, runs), (False, raw_runs)):
                     if n == 0:
@@ -177,6 +179,7 @@ def main() -> None:
     parser.add_argument("--raw-runs", type=int, default=2, help="timed runs per query from raw rows (0: skip)")
     parser.add_argument("--tz", default="Europe/Berlin")
     parser.add_argument("--skip-load", action="store_true", help="measure an already loaded database")
+    parser.add_argument("--only", help="measure only the queries whose name contains this")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     url = database_url(args.target)
@@ -187,7 +190,7 @@ def main() -> None:
         print(f"loaded {args.stations:,} stations and {args.sessions:,} sessions in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
         print(f"rollups rebuilt in {asyncio.run(rebuild_rollups(url)):.1f} s", file=sys.stderr)
-    asyncio.run(measure(url, args.runs, args.raw_runs, args.tz))
+    asyncio.run(measure(url, args.runs, args.raw_runs, args.tz, args.only))
 
 
 if __name__ == "__main__":
