@@ -6,6 +6,7 @@ station without one.
 """
 
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -60,8 +61,9 @@ async def import_stations(
     *,
     invalid: list[ItemError],
     progress: Callable[[int], None] | None = None,
+    link: bool = True,
 ) -> UpsertReport:
-    """Upsert valid items, then link duplicates among the stations written (see duplicates.py).
+    """Upsert valid items, then (unless `link` is false) link duplicates among the stations written.
 
     `invalid` holds the items the caller rejected before the engine saw them (it may fill while `items` is
     read); they join the engine's own rejections in the report, by index.
@@ -69,7 +71,7 @@ async def import_stations(
     started = utcnow()  # the engine stamps what it writes with the same clock
     report = await upsert_stations(db, items, progress=progress)
     report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
-    if report.created or report.updated:
+    if link and (report.created or report.updated):
         report.duplicates = await link_duplicates_since(db, started)
     return report
 
@@ -81,8 +83,12 @@ class BulkResult(BaseModel):
     errors: list[ItemError]
 
 
-async def bulk_upsert(db: Database, *, items: Sequence[Any]) -> BulkResult:
-    """Validate each raw item on its own and upsert the valid ones."""
+async def bulk_upsert(db: Database, *, items: Sequence[Any]) -> tuple[BulkResult, datetime | None]:
+    """Validate each raw item on its own and upsert the valid ones.
+
+    Returns the answer and, when stations were written, the time to run the duplicate rule from (the
+    router runs it after the response: the answer does not depend on it).
+    """
     errors: list[ItemError] = []
     valid: list[tuple[int, StationIn]] = []
     for index, data in enumerate(items):
@@ -91,10 +97,12 @@ async def bulk_upsert(db: Database, *, items: Sequence[Any]) -> BulkResult:
             errors.append(checked)
         else:
             valid.append((index, checked))
-    report = await import_stations(db, valid, invalid=errors)
-    return BulkResult(
+    started = utcnow()
+    report = await import_stations(db, valid, invalid=errors, link=False)
+    result = BulkResult(
         created=report.created, updated=report.updated, unchanged=report.unchanged, errors=report.rejected
     )
+    return result, started if report.created or report.updated else None
 
 
 # ---------------------------------------------------------------------------------------- status updates

@@ -11,7 +11,7 @@ refused with 413 after at most `MAX_BODY_BYTES`, and each item is then validated
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -21,6 +21,7 @@ from voltway.core.db import DB, Session
 from voltway.core.errors import InvalidInput, PayloadTooLarge, error_responses
 from voltway.core.responses import FastJSONResponse
 from voltway.ingest.bulk import MAX_BULK_ITEMS, BulkResult, StatusItem, StatusResult, bulk_status, bulk_upsert
+from voltway.ingest.duplicates import link_duplicates_since
 from voltway.ingest.export import MEDIA_TYPES, ExportFormat, export_stations
 from voltway.stations.dependencies import Filters
 from voltway.stations.schemas import StationIn
@@ -98,8 +99,11 @@ async def read_json_items(request: Request) -> list[Any]:
     responses=error_responses(401, 403, 413, 422),
     openapi_extra=_inline_schema(StationIn),
 )
-async def upsert(_key: OperatorKey, db: DB, request: Request) -> Any:
-    result = await bulk_upsert(db, items=await read_json_items(request))
+async def upsert(_key: OperatorKey, db: DB, request: Request, background: BackgroundTasks) -> Any:
+    result, written_since = await bulk_upsert(db, items=await read_json_items(request))
+    if written_since is not None:
+        # The duplicate rule runs once the answer is sent: the answer does not depend on it.
+        background.add_task(link_duplicates_since, db, written_since)
     return FastJSONResponse(result.model_dump())
 
 
