@@ -2,6 +2,7 @@
 circuit breaker against real Redis servers."""
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from conftest import REDIS_URL, PrivateRedis
 
 from voltway.core import cache as cache_module
 from voltway.core.cache import MISSING, MemoryTier, TieredCache, cache, cached
+from voltway.core.db import sqlite_path
+from voltway.settings import Settings
 
 
 def test_memory_tier_is_a_bounded_lru_with_expiry() -> None:
@@ -196,3 +199,27 @@ async def test_an_answer_computed_across_a_bump_is_never_served() -> None:
         return "after the write"
 
     assert await cache.get_or_set("ns", "k", fresh) == "after the write"
+
+
+@pytest.mark.usefixtures("backend")
+async def test_embedded_processes_share_versions_through_the_sqlite_file(settings: Settings) -> None:
+    if not settings.is_sqlite:
+        pytest.skip("the file versions are the SQLite embedded mode's")
+    path = sqlite_path(settings.database_url)
+    one, two = TieredCache(), TieredCache()
+    for c in (one, two):
+        c.configure(redis_url=None, sqlite_path=path)
+    try:
+        await one.set("stations", "q", "old")
+        await two.set("stations", "q", "old")
+        await one.invalidate("stations")
+        assert await two.get("stations", "q") is MISSING  # two's memory copy is under the old version
+        await two.set("stations", "q", "new")
+        # Another program writing the file (a CLI import, another server) bumps the same way.
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE cache_namespaces SET version = version + 1 WHERE name = 'stations'")
+        assert await two.get("stations", "q") is MISSING
+        assert await two.version("stations") == (2, False)
+    finally:
+        await one.close()
+        await two.close()

@@ -82,13 +82,10 @@ async def test_concurrent_readers_never_see_a_write_undone(
     assert stale == []
 
 
-@pytest.mark.redis
-async def test_a_write_through_one_server_is_seen_by_the_other(
-    redis_settings: Settings, processes: Processes, db: Database
-) -> None:
+async def two_servers_agree(env: dict[str, str], processes: Processes, db: Database) -> None:
+    """Both servers cache the search; a PATCH through either is seen at once through the other."""
     async with db.sessionmaker.begin() as session:
         _key, secret = await create_key(session, role=Role.operator, name="cache")
-    env = process_env(redis_settings)
     urls = []
     for name in ("serve1", "serve2"):
         port = free_port()
@@ -112,3 +109,18 @@ async def test_a_write_through_one_server_is_seen_by_the_other(
             writer, reader = urls[n % 2], urls[(n + 1) % 2]
             assert (await http.patch(f"{writer}/api/v1/stations/{station_id}", json={"name": f"a{n}"})).status_code == 200
             assert [i["name"] for i in (await http.get(reader + SEARCH)).json()["items"]] == [f"a{n}"]
+
+
+@pytest.mark.redis
+async def test_a_write_through_one_server_is_seen_by_the_other_with_redis(
+    redis_settings: Settings, processes: Processes, db: Database
+) -> None:
+    await two_servers_agree(process_env(redis_settings), processes, db)
+
+
+async def test_a_write_through_one_server_is_seen_by_the_other_embedded(
+    settings: Settings, processes: Processes, db: Database
+) -> None:
+    if not settings.is_sqlite:
+        pytest.skip("without Redis, processes share versions through the SQLite file only")
+    await two_servers_agree(process_env(settings), processes, db)
