@@ -10,8 +10,8 @@ import pytest
 from conftest import REDIS_URL, PrivateRedis
 
 from voltway.core import cache as cache_module
-from voltway.core.cache import MISSING, MemoryTier, TieredCache, cache, cached
-from voltway.core.db import sqlite_path
+from voltway.core.cache import MISSING, MemoryTier, TieredCache, cache, cached, invalidate_on_commit
+from voltway.core.db import Database, sqlite_path
 from voltway.settings import Settings
 
 
@@ -223,3 +223,18 @@ async def test_embedded_processes_share_versions_through_the_sqlite_file(setting
     finally:
         await one.close()
         await two.close()
+
+
+@pytest.mark.usefixtures("backend")
+async def test_invalidate_on_commit_bumps_after_a_commit_only(db: Database) -> None:
+    before, _ = await cache.version("stations")
+    async with db.sessionmaker() as session:
+        invalidate_on_commit(session, "stations")
+        await session.rollback()
+    assert (await cache.version("stations"))[0] == before
+    async with db.sessionmaker() as session:
+        invalidate_on_commit(session, "stations")
+        assert (await cache.version("stations"))[0] == before  # not before the commit
+        await session.commit()
+    await asyncio.sleep(0.05)  # the file-backed bump runs in a thread
+    assert (await cache.version("stations"))[0] == before + 1

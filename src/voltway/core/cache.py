@@ -33,9 +33,10 @@ from urllib.parse import parse_qsl, urlencode
 import redis.asyncio as aioredis
 from fastapi import Request, Response
 from redis.exceptions import RedisError
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, SessionTransaction, mapped_column
+from sqlalchemy.orm import Session as OrmSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voltway.core.db import Base
@@ -433,6 +434,30 @@ async def invalidate_after_commit(session: AsyncSession, *namespaces: str) -> No
     await session.commit()
     for namespace in namespaces:
         await cache.invalidate(namespace)
+
+
+_ON_COMMIT = "voltway.cache.invalidate_on_commit"
+
+
+def invalidate_on_commit(session: AsyncSession, *namespaces: str) -> None:
+    """Bump the namespaces when the session's transaction commits (never on a rollback).
+
+    For service code that writes inside a transaction it does not commit itself. The bump is scheduled
+    right after the commit (in memory mode it takes effect at once).
+    """
+    session.info.setdefault(_ON_COMMIT, set()).update(namespaces)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _bump_after_commit(session: OrmSession) -> None:
+    for namespace in session.info.pop(_ON_COMMIT, ()):
+        invalidate_soon(namespace)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_rolled_back(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # after a commit the set is already gone; what is left was rolled back
+        session.info.pop(_ON_COMMIT, None)
 
 
 _background: set[asyncio.Task[None]] = set()
