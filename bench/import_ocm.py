@@ -6,6 +6,9 @@ Generates the file once (bench/synth_ocm.py; kept in --work), then for each run:
 and `/usr/bin/time -v voltway import ocm FILE` in its own process. Reports the wall time, the CPU time of the
 process (user + system), stations/s on each, and the peak resident memory; the median over the runs.
 Targets (issue 3): >= 20,000 stations/s and <= 250 MB peak RSS on SQLite; the same run on PostgreSQL.
+
+With --engine-only the timed process runs the reader and the upsert engine alone (`upsert_stations`, no
+duplicate linking afterwards), to tell the import engine's figures from those of the whole command.
 """
 
 import argparse
@@ -50,9 +53,26 @@ def fresh_database(target: str, work: Path) -> str:
     return url
 
 
-def timed_import(url: str, path: Path, work: Path) -> dict[str, float]:
+async def engine_only(url: str, path: Path) -> None:
+    """The import without duplicate linking: the OCM reader straight into the upsert engine."""
+    from voltway.core.db import Database
+    from voltway.ingest.reader import FileSource, ImportReport, OcmReader
+    from voltway.ingest.upsert import upsert_stations
+
+    db = Database(url)
+    try:
+        with path.open("rb") as file:
+            report = await upsert_stations(db, OcmReader(ImportReport()).stations(FileSource(file)))
+    finally:
+        await db.dispose()
+    print(f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}, "
+          f"rejected {len(report.rejected)} (engine only)")  # fmt: skip
+
+
+def timed_import(url: str, path: Path, work: Path, *, engine: bool) -> dict[str, float]:
     env = {**os.environ, "DATABASE_URL": url, "LOG_DIR": str(work / "logs"), "LOG_LEVEL": "WARNING"}
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "voltway", "import", "ocm", str(path)]
+    command = ["/usr/bin/time", "-v", sys.executable]
+    command += [__file__, "--child", url, str(path)] if engine else ["-m", "voltway", "import", "ocm", str(path)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"import failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-2000:]}")
@@ -76,9 +96,14 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", help="also run on this PostgreSQL database URL (dropped and re-created)")
+    parser.add_argument("--engine-only", action="store_true", help="time the reader and upsert engine alone")
+    parser.add_argument("--child", nargs=2, metavar=("URL", "FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "voltway-bench-import")
     args = parser.parse_args()
+    if args.child:
+        asyncio.run(engine_only(args.child[0], Path(args.child[1])))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     path = args.work / f"ocm-compact-{args.n}.json"
     if not path.exists():
@@ -89,7 +114,7 @@ def main() -> None:
         runs = []
         for run in range(args.runs):
             url = fresh_database(target, args.work)
-            figures = timed_import(url, path, args.work)
+            figures = timed_import(url, path, args.work, engine=args.engine_only)
             runs.append(figures)
             print(f"{target.split('://')[0]} run {run + 1}: {figures['summary']}; wall {figures['wall_s']:.1f} s "
                   f"({args.n / figures['wall_s']:,.0f}/s), cpu {figures['cpu_s']:.1f} s "
