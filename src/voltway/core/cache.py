@@ -39,8 +39,9 @@ from sqlalchemy.orm import Mapped, SessionTransaction, mapped_column
 from sqlalchemy.orm import Session as OrmSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from voltway.core.db import Base
+from voltway.core.db import Base, sqlite_path
 from voltway.core.metrics import CACHE_LOOKUPS
+from voltway.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +410,16 @@ class TieredCache:
 
 
 cache = TieredCache()
+
+
+def configure_cache(settings: Settings) -> None:
+    """Configure this process's cache from the settings (the app, the worker and the CLI commands)."""
+    cache.configure(
+        redis_url=settings.redis_url,
+        prefix=settings.redis_prefix,
+        default_ttl=settings.cache_ttl,
+        sqlite_path=sqlite_path(settings.database_url) if settings.is_sqlite else None,
+    )
 
 
 async def invalidate(namespace: str) -> None:

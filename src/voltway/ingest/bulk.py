@@ -14,6 +14,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.charging.status import record_status_changes
+from voltway.core.cache import invalidate
 from voltway.core.db import Database, utcnow
 from voltway.ingest.duplicates import link_duplicates_since
 from voltway.ingest.upsert import ItemError, UpsertReport, upsert_stations
@@ -73,6 +74,7 @@ async def import_stations(
     report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
     if link and (report.created or report.updated):
         report.duplicates = await link_duplicates_since(db, started)
+    await invalidate("stations")  # cached station answers must show what was written
     return report
 
 

@@ -12,7 +12,6 @@ from typing import IO, Any
 
 import httpx
 
-from voltway.core.cache import invalidate
 from voltway.core.jobs import JobContext, job
 from voltway.core.scheduler import schedule
 from voltway.ingest.csv_io import import_csv
@@ -85,8 +84,7 @@ async def import_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
             report = await import_csv(ctx.db, stream, progress=_Progress(ctx, path.stat().st_size).csv(stream))
     else:
         raise ValueError(f"unsupported import format {fmt!r}")
-    await invalidate("stations")
-    return summarize(report)
+    return summarize(report)  # import_stations has made the cached station answers stale
 
 
 # Open Charge Map sync: the whole configured API feed, upserted (unchanged stations are left alone).

@@ -3,8 +3,8 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from voltway.core.cache import cache
-from voltway.core.db import Database, sqlite_path
+from voltway.core.cache import cache, configure_cache
+from voltway.core.db import Database
 from voltway.core.jobs import JobRuntime, set_runtime
 from voltway.core.ratelimit import limiter
 from voltway.core.scheduler import Scheduler
@@ -16,12 +16,7 @@ from voltway.settings import Settings
 async def run_platform(db: Database, settings: Settings, *, run_jobs: bool) -> AsyncIterator[JobRuntime]:
     """Configure the cache and the limiter, start the job runtime (running jobs here when `run_jobs`) and
     the scheduler; undo it all on exit."""
-    cache.configure(
-        redis_url=settings.redis_url,
-        prefix=settings.redis_prefix,
-        default_ttl=settings.cache_ttl,
-        sqlite_path=sqlite_path(settings.database_url) if settings.is_sqlite else None,
-    )
+    configure_cache(settings)
     limiter.configure(redis_url=settings.redis_url, prefix=settings.redis_prefix, overrides=settings.rate_limits)
     runtime = JobRuntime(db, settings)
     await runtime.start(run_jobs=run_jobs)
