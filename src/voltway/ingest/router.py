@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from voltway.accounts.dependencies import OperatorKey
-from voltway.core.cache import invalidate_after_commit
+from voltway.core.cache import invalidate, invalidate_after_commit
 from voltway.core.db import DB, Session
 from voltway.core.errors import InvalidInput, PayloadTooLarge, error_responses
 from voltway.core.responses import FastJSONResponse
@@ -104,6 +104,7 @@ async def upsert(_key: OperatorKey, db: DB, request: Request, background: Backgr
     if written_since is not None:
         # The duplicate rule runs once the answer is sent: the answer does not depend on it.
         background.add_task(link_duplicates_since, db, written_since)
+        background.add_task(invalidate, "stations")  # links hide duplicates from the cached answers
     return FastJSONResponse(result.model_dump())
 
 
