@@ -6,6 +6,7 @@ from typing import TypeVar
 
 import typer
 
+from voltway.core.cache import cache, configure_cache
 from voltway.core.db import Database
 from voltway.migrations import upgrade
 from voltway.settings import ConfigurationError, Settings, get_settings
@@ -28,9 +29,11 @@ def run_with_db(action: Callable[[Database, Settings], Awaitable[T]]) -> T:
 
     async def main() -> T:
         db = Database(settings.database_url)
+        configure_cache(settings)  # bumps by the command reach the servers (Redis or the SQLite file)
         try:
             return await action(db, settings)
         finally:
+            await cache.close()
             await db.dispose()
 
     return asyncio.run(main())
