@@ -79,6 +79,7 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
 
 async def test_every_operation_is_documented(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
+    declared = {tag["name"] for tag in schema["tags"] if tag.get("description")}
     problems = []
     for method, path, operation in _operations(schema):
         where = f"{method} {path}"
@@ -88,6 +89,7 @@ async def test_every_operation_is_documented(client: httpx.AsyncClient) -> None:
             problems.append(f"{where}: no description")
         if not operation.get("tags"):
             problems.append(f"{where}: no tag")
+        problems += [f"{where}: tag {tag!r} has no description" for tag in operation.get("tags", []) if tag not in declared]
         responses = operation["responses"]
         bodies = list(operation.get("requestBody", {}).get("content", {}).items()) + [
             (f"{status} {media_type}", media)

@@ -50,7 +50,9 @@ TAGS: list[dict[str, str]] = [
     {"name": "accounts", "description": "Driver registration, tokens, API keys and favorites."},
     {"name": "reviews", "description": "Station ratings and reviews (one per driver and station)."},
     {"name": "charging", "description": "Reservations and charging sessions."},
-    {"name": "analytics", "description": "Usage analytics for operators, and recommendations for drivers."},
+    {"name": "analytics", "description": "Usage analytics for operators: popular stations, peak hours and days, "
+     "trends, revenue, utilization, ratings."},
+    {"name": "recommendations", "description": "Stations recommended to a driver near a place."},
     {"name": "jobs", "description": "Background jobs (imports, exports): status and progress."},
     {"name": "realtime", "description": "Live station status over WebSocket (`/ws/stations`)."},
     {"name": "web", "description": "The map and dashboard pages."},
