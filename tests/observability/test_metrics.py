@@ -124,3 +124,4 @@ def test_multiprocess_workers_share_one_metrics_page(tmp_path: Path) -> None:
     assert sum(message.startswith("Started server process") for message in uvicorn_lines) == 2
     assert any(message.startswith("Started parent process") for message in uvicorn_lines)
     assert value(after, "voltway_memory_rss_bytes") > 0
+    assert ("voltway_stations", frozenset()) in after  # scrape-time gauges work in multiprocess mode too
