@@ -209,3 +209,28 @@ def test_log_file_rotates_by_size_and_keeps_whole_lines(tmp_path: Path) -> None:
     # The newest lines are kept, whole and in order; the oldest fell off the last backup.
     assert kept == [f"line {i}" for i in range(100 - len(kept), 100)]
     assert 40 < len(kept) < 60
+
+
+def test_log_file_follows_a_rotation_by_another_process(tmp_path: Path) -> None:
+    """Two handlers on one file stand for two workers: the second never writes into a rotated backup."""
+    first, second = LogFile(tmp_path / "app.log"), LogFile(tmp_path / "app.log")
+    for handler in (first, second):
+        handler.maxBytes = 2000
+        handler.setFormatter(JsonFormatter())
+    record = logging.LogRecord("voltway.test", logging.WARNING, __file__, 0, "", (), None)
+    try:
+        for _ in range(12):  # ~230 bytes a line: the first handler rotates
+            first.handle(logging.makeLogRecord(record.__dict__ | {"msg": "first " + "x" * 150}))
+        for _ in range(12):  # the second, which opened the old file, follows the new one when its count is up
+            second.handle(logging.makeLogRecord(record.__dict__ | {"msg": "second " + "x" * 150}))
+    finally:
+        first.close()
+        second.close()
+    files = {f.name: [json.loads(line)["message"].split()[0] for line in f.read_text().splitlines()]
+             for f in tmp_path.iterdir()}
+    assert sum(len(lines) for lines in files.values()) == 24  # nothing lost, every line whole
+    # First: 7 lines, rotation, 5 lines. Second (still on the renamed file): 7 lines there, then it follows the
+    # new app.log (2 lines, full: rotation) and writes 3 more. Rotating instead of following would have
+    # pushed first's 5 lines out of app.log at once.
+    assert {name: len(lines) for name, lines in files.items()} == {"app.log.2": 14, "app.log.1": 7, "app.log": 3}
+    assert files["app.log.1"] == ["first"] * 5 + ["second"] * 2

@@ -206,7 +206,9 @@ class ConsoleHandler(_BatchedLines):
 
 class LogFile(_BatchedLines, logging.handlers.RotatingFileHandler):
     """A JSON-lines file rotated at `MAX_BYTES`, keeping `BACKUP_COUNT` old files. It tracks its size in memory:
-    the standard handler stats the file twice and seeks to its end for every record."""
+    the standard handler stats the file twice and seeks to its end for every record. Several worker processes
+    may share the file: each counts what it wrote since it opened it, so with N workers a file can grow to
+    about N x MAX_BYTES before one of them rotates it; no line is lost or split."""
 
     def __init__(self, path: Path) -> None:
         logging.handlers.RotatingFileHandler.__init__(
@@ -221,8 +223,25 @@ class LogFile(_BatchedLines, logging.handlers.RotatingFileHandler):
 
     def _before_write(self, size: int) -> None:
         if self._size + size > self.maxBytes > 0:
-            self.doRollover()
+            self._rotate_or_follow()
         self._size += size
+
+    def _rotate_or_follow(self) -> None:
+        """Rotate, unless another worker process writing the same file has rotated it already: then write on
+        into the new file (never into a backup that a later rotation deletes)."""
+        self.stream.flush()
+        mine = os.fstat(self.stream.fileno())
+        try:
+            current = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            current = None
+        if current is not None and (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev):
+            self.doRollover()  # reopens: _open() sets the size
+        else:
+            self.stream.close()
+            self.stream = self._open()
+        if self._size + 1 > self.maxBytes:  # the followed file is full too
+            self.doRollover()
 
 
 FLUSH_INTERVAL = 0.5
