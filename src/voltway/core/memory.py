@@ -9,7 +9,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from voltway.core.metrics import record_rss
+from voltway.core.metrics import record_process_usage
 
 logger = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -27,7 +27,7 @@ class MemoryStatus:
 
 def memory_status(threshold_mb: int) -> MemoryStatus:
     """Read this process's resident memory, record it in `voltway_memory_rss_bytes`, compare it to the threshold."""
-    return MemoryStatus(rss_mb=round(record_rss() / MB, 1), threshold_mb=threshold_mb)
+    return MemoryStatus(rss_mb=round(record_process_usage() / MB, 1), threshold_mb=threshold_mb)
 
 
 async def _monitor(threshold_mb: int, interval: float, repeat_every: int) -> None:

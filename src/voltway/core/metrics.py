@@ -87,6 +87,12 @@ IMPORT_ROWS = Counter(
 MEMORY_RSS = Gauge(
     "voltway_memory_rss_bytes", "Resident memory of the serving processes", multiprocess_mode="livesum"
 )
+PROCESS_CPU = Gauge(
+    "voltway_process_cpu_seconds",
+    "CPU time (user + system) used by the serving processes; process_cpu_seconds_total is per process and "
+    "absent with several workers",
+    multiprocess_mode="livesum",
+)
 APP_INFO = Gauge("voltway_app_info", "Build information", ["version"], multiprocess_mode="max")
 APP_INFO.labels(__version__).set(1)
 _process = psutil.Process()
@@ -220,10 +226,12 @@ def mark_dead(pid: int) -> None:
         mark_process_dead(pid)
 
 
-def record_rss() -> int:
-    """This process's resident memory in bytes, also recorded in `voltway_memory_rss_bytes`."""
+def record_process_usage() -> int:
+    """This process's resident memory in bytes, recorded in `voltway_memory_rss_bytes` (and its CPU time)."""
     rss = _process.memory_info().rss
     MEMORY_RSS.set(rss)
+    cpu = _process.cpu_times()
+    PROCESS_CPU.set(cpu.user + cpu.system)
     return rss
 
 
@@ -234,7 +242,7 @@ def install_metrics(app: FastAPI, *, scrape_gauges: Iterable[ScrapeGauge] = ()) 
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        record_rss()
+        record_process_usage()
         for gauge in gauges:
             await gauge.refresh(request.app)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
