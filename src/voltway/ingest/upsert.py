@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field
-from sqlalchemy import Table, and_, delete, or_, select
+from sqlalchemy import Table, delete
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -181,25 +181,31 @@ class _Writer:
         self.report.updated += counts[1]
         self.report.unchanged += counts[2]
 
-    async def _ids(self, keys: list[tuple[str, str]], *, with_hash: bool) -> dict[tuple[str, str], tuple[Any, ...]]:
-        """(source, external_id) -> (id, content_hash) (or (id,)) of the stations that exist."""
-        if not keys:
-            return {}
-        columns = [STATIONS.c.source, STATIONS.c.external_id, STATIONS.c.id]
-        if with_hash:
-            columns.append(STATIONS.c.content_hash)
+    async def _ids(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str | None]]:
+        """(source, external_id) -> (id, content_hash) of the stations that exist.
+
+        One statement per source with the external ids as a single array parameter (`json_each` on SQLite,
+        `= ANY` on PostgreSQL): both use the (source, external_id) unique index, and nothing is compiled per
+        chunk (expanding a thousand-item IN list cost more than the lookup itself).
+        """
         by_source: dict[str, list[str]] = {}
         for source, external_id in keys:
             by_source.setdefault(source, []).append(external_id)
-        # One `source = ? AND external_id IN (...)` per source: PostgreSQL plans a row-value IN list of a
-        # thousand pairs as a scan, this form as lookups in the (source, external_id) unique index.
-        condition = or_(*(and_(STATIONS.c.source == source, STATIONS.c.external_id.in_(ids))
-                          for source, ids in by_source.items()))  # fmt: skip
-        rows = await self.conn.execute(select(*columns).where(condition))
-        return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+        found: dict[tuple[str, str], tuple[int, str | None]] = {}
+        for source, ids in by_source.items():
+            if self.db.is_sqlite:
+                sql = ("SELECT external_id, id, content_hash FROM stations "
+                       "WHERE source = ? AND external_id IN (SELECT value FROM json_each(?))")  # fmt: skip
+                params: tuple[Any, ...] = (source, orjson.dumps(ids).decode())
+            else:
+                sql = "SELECT external_id, id, content_hash FROM stations WHERE source = $1 AND external_id = ANY($2)"
+                params = (source, ids)
+            rows = await self.conn.exec_driver_sql(sql, params)
+            found.update(((source, r[0]), (r[1], r[2])) for r in rows)
+        return found
 
     async def _write_chunk(self, entries: Sequence[_Entry]) -> tuple[int, int, int]:
-        existing = await self._ids([e.key for e in entries if e.key is not None], with_hash=True)
+        existing = await self._ids([e.key for e in entries if e.key is not None])
         created: list[_Entry] = []
         updated: list[_Entry] = []
         unchanged = 0
@@ -218,7 +224,7 @@ class _Writer:
             keyed = [e for e in to_write if e.key is not None]
             if keyed:
                 await self.conn.exec_driver_sql(self.upsert_sql, [_station_values(e, now) for e in keyed])
-            new_ids = await self._ids([e.key for e in created if e.key is not None], with_hash=False)
+            new_ids = await self._ids([e.key for e in created if e.key is not None])
             for e in created:
                 if e.key is not None:
                     e.station_id = new_ids[e.key][0]
