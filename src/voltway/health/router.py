@@ -112,7 +112,7 @@ async def check_database(db: Any) -> dict[str, Any]:
 
     try:
         latency, _ = await _timed(select_one())
-    except (SQLAlchemyError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
         return {"status": "fail", "backend": db.dialect, "error": type(exc).__name__}
     return {"status": "ok", "backend": db.dialect, "latency_ms": latency}
 
@@ -121,7 +121,7 @@ async def check_redis(url: str) -> dict[str, Any]:
     client = aioredis.Redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT, socket_timeout=CHECK_TIMEOUT)
     try:
         latency, _ = await _timed(client.ping())
-    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, RedisError, OSError) as exc:
         return {"status": "fail", "backend": "redis", "error": type(exc).__name__}
     finally:
         await client.aclose()
