@@ -203,6 +203,14 @@ class ConsoleHandler(_BatchedLines):
             stream = sys.stderr
         super().__init__(stream)
 
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self.stream is not None and self.stream is not sys.stderr:
+                self.stream.flush()
+                self.stream.close()  # our own buffer only: closefd=False leaves standard error open
+            self.stream = None  # type: ignore[assignment]
+        super().close()
+
 
 class LogFile(_BatchedLines, logging.handlers.RotatingFileHandler):
     """A JSON-lines file rotated at `MAX_BYTES`, keeping `BACKUP_COUNT` old files. It tracks its size in memory:
