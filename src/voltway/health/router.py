@@ -9,20 +9,20 @@ import asyncio
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from voltway import __version__
+from voltway.accounts.dependencies import AppSettings
 from voltway.core.db import DB, sqlite_path
 from voltway.core.memory import memory_status
 from voltway.core.responses import FastJSONResponse
-from voltway.settings import Settings
 
 router = APIRouter(tags=["health"])
 
@@ -70,13 +70,6 @@ class Readiness(BaseModel):
             ]
         }
     )
-
-
-def get_settings_from_app(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-AppSettings = Annotated[Settings, Depends(get_settings_from_app)]
 
 
 @router.get(
