@@ -124,3 +124,26 @@ async def test_a_write_through_one_server_is_seen_by_the_other_embedded(
     if not settings.is_sqlite:
         pytest.skip("without Redis, processes share versions through the SQLite file only")
     await two_servers_agree(process_env(settings), processes, db)
+
+
+async def test_the_warm_up_job_recomputes_the_most_missed_answers(
+    client: httpx.AsyncClient, db: Database, operator_headers: dict[str, str]
+) -> None:
+    from conftest import wait_for_job
+
+    from voltway.core.jobs import enqueue
+
+    station_id = (await client.post("/api/v1/stations", json=make_station(name="w0"), headers=operator_headers)).json()["id"]
+    await client.get(SEARCH)
+    await client.get(NEAREST)
+    await client.patch(f"/api/v1/stations/{station_id}", json={"name": "w1"}, headers=operator_headers)
+    await client.get(SEARCH)  # SEARCH has now been computed twice, NEAREST once
+    await client.patch(f"/api/v1/stations/{station_id}", json={"name": "w2"}, headers=operator_headers)
+    # Keys are the URLs with sorted parameters.
+    assert await cache.popular("stations", 2) == [SEARCH, "/api/v1/stations/nearest?k=3&lat=52.52&lon=13.37"]
+    job = await wait_for_job(db, await enqueue("cache.warmup", {"limit": 2}))
+    assert (job.status, job.result) == ("completed", {"paths": 2, "warmed": 2})
+    hits = cache.stats["hit"]
+    assert [i["name"] for i in (await client.get(SEARCH)).json()["items"]] == ["w2"]
+    assert [i["name"] for i in (await client.get(NEAREST)).json()["items"]] == ["w2"]
+    assert cache.stats["hit"] == hits + 2  # both answered from the warmed cache
