@@ -486,8 +486,9 @@ def cached(
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Cache a service function's result, keyed by its arguments (minus `exclude`), for `ttl` seconds.
 
-    Works on `async def` functions and on plain functions (those are cached in the memory tier only, since
-    they cannot await Redis; their namespace version is this process's view).
+    Works on `async def` functions and on plain functions. Plain ones use the memory tier only (they cannot
+    await Redis): with Redis their version is this process's last view and entries live at most DEGRADED_TTL;
+    with the SQLite file versions they see every bump at once.
     """
     excluded = frozenset(exclude)
 
@@ -503,7 +504,7 @@ def cached(
 
         @functools.wraps(func)
         def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            version = cache._versions.get(namespace, 0)
+            version = cache.files.current(namespace) if cache.files else cache._versions.get(namespace, 0)
             mkey = f"{namespace}:{version}:{make_key(func, args, kwargs, excluded)}"
             value = cache.memory.get(mkey)
             if value is not MISSING:
