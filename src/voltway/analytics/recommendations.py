@@ -21,6 +21,7 @@ history as 0). Ties go to the nearer station. Every result lists its reasons, e.
 
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -127,10 +128,19 @@ async def _personal(session: AsyncSession, user: User, ids: list[int]) -> tuple[
     return {row[0] for row in favorites}, {row[0]: int(row[1]) for row in visits}
 
 
+def _with_connector_list(station: dict[str, Any]) -> dict[str, Any]:
+    """The search answers connectors as stored JSON text (an orjson Fragment); scoring needs them as dicts."""
+    connectors = station["connectors"]
+    if isinstance(connectors, orjson.Fragment):
+        station = {**station, "connectors": orjson.loads(orjson.dumps(connectors))}
+    return station
+
+
 async def recommend(
     session: AsyncSession, db: Database, *, lat: float, lon: float, limit: int, user: User | None
 ) -> dict[str, Any]:
-    candidates = (await nearest_stations(db, lat=lat, lon=lon, k=CANDIDATES, filters=StationFilters()))["items"]
+    found = await nearest_stations(db, lat=lat, lon=lon, k=CANDIDATES, filters=StationFilters())
+    candidates = [_with_connector_list(s) for s in found["items"]]
     favorites, visits = (
         await _personal(session, user, [s["id"] for s in candidates]) if user is not None else (set(), {})
     )
