@@ -52,6 +52,9 @@ class Station(Base):
     content_hash: Mapped[str | None] = mapped_column(String(32))
     # Set when duplicate detection links this record to another listing of the same place.
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"), index=True)
+    # The connectors as answers render them (JSON text; NULL until the first connector), written only by the
+    # triggers of migration 0007.
+    connectors_json: Mapped[str | None] = mapped_column(Text, deferred=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -31,7 +31,7 @@ from voltway.core.geo import (
     split_longitudes,
     unit_vector,
 )
-from voltway.stations.service import STATION_COLUMNS, load_stations
+from voltway.stations.service import STATION_COLUMNS, stored_station_dicts
 
 FIRST_RADIUS_KM = 1.0
 MIN_GROWTH, MAX_GROWTH = 1.5, 4.0
@@ -276,8 +276,7 @@ async def search_stations(db: Database, *, query: StationQuery) -> dict[str, Any
         rows = rows[: query.limit]
         last = rows[-1]
         next_cursor = Cursor(sort, last[-1] if sort is not SortKey.id else None, last[0]).encode()
-    items = await load_stations(db, rows, origin=query.origin)
-    return {"items": items, "next_cursor": next_cursor}
+    return {"items": stored_station_dicts(rows, origin=query.origin), "next_cursor": next_cursor}
 
 
 async def nearest_stations(
@@ -286,4 +285,4 @@ async def nearest_stations(
     """The k stations nearest to (lat, lon) at any distance, nearest first."""
     query = StationQuery(origin=(lat, lon), filters=filters, sort=SortKey.distance, limit=k)
     rows = await _page_rows(db, query, SortKey.distance, None)
-    return {"items": await load_stations(db, rows[:k], origin=(lat, lon)), "next_cursor": None}
+    return {"items": stored_station_dicts(rows[:k], origin=(lat, lon)), "next_cursor": None}

@@ -39,11 +39,12 @@ def derived_columns(
 
 
 # ------------------------------------------------------------------------------------- row shaping
-# The columns every station read selects, in the order `station_dict` expects them.
+# The columns every station read selects, in the order `station_dict` expects them; `connectors_json` (kept
+# by triggers, migration 0007) is the connectors' JSON text, embedded in answers as it is.
 STATION_COLUMNS = (
     "s.id, s.source, s.external_id, s.name, s.address, s.town, s.postcode, s.country, s.latitude, s.longitude, "
     "s.operator, s.usage, s.status, s.usage_cost, s.price, s.max_power_kw, s.rating_average, s.rating_count, "
-    "s.updated_at"
+    "s.updated_at, coalesce(s.connectors_json, '[]')"
 )
 CONNECTOR_COLUMNS = "c.station_id, c.id, c.type, c.type_name, c.power_kw, c.current, c.quantity, c.status"
 
@@ -78,7 +79,7 @@ def connector_dict(row: Sequence[Any]) -> dict[str, Any]:
 
 
 def station_dict(
-    row: Sequence[Any], connectors: list[dict[str, Any]], *, distance: Callable[[float, float], float] | None = None
+    row: Sequence[Any], connectors: list[dict[str, Any]] | orjson.Fragment, *, distance: Callable[[float, float], float] | None = None
 ) -> dict[str, Any]:
     """A station row (STATION_COLUMNS) and its connectors as the contract's Station dict.
 
@@ -132,15 +133,12 @@ def station_dicts(
     return [station_dict(row, by_station[row[0]], distance=distance) for row in rows]
 
 
-async def load_stations(
-    db: Database, rows: Sequence[Sequence[Any]], *, origin: tuple[float, float] | None = None
+def stored_station_dicts(
+    rows: Sequence[Sequence[Any]], *, origin: tuple[float, float] | None = None
 ) -> list[dict[str, Any]]:
-    """Attach connectors (one query) to station rows read through `db.fetch`."""
-    if not rows:
-        return []
-    sql, names = connectors_sql(len(rows))
-    connector_rows = await db.fetch(sql, dict(zip(names, (row[0] for row in rows), strict=True)))
-    return station_dicts(rows, connector_rows, origin=origin)
+    """Station rows (STATION_COLUMNS, anything may follow) as Station dicts with their stored connectors."""
+    distance = haversine_from(*origin) if origin is not None else None
+    return [station_dict(row, orjson.Fragment(row[19]), distance=distance) for row in rows]
 
 
 # ----------------------------------------------------------------------------------------- lookups
@@ -149,7 +147,7 @@ async def get_station_dict(db: Database, *, station_id: int) -> dict[str, Any]:
     rows = await db.fetch(f"SELECT {STATION_COLUMNS} FROM stations s WHERE s.id = :id", {"id": station_id})
     if not rows:
         raise StationNotFound(f"station {station_id} does not exist", details={"station_id": station_id})
-    return (await load_stations(db, rows))[0]
+    return stored_station_dicts(rows)[0]
 
 
 async def session_station_dict(session: AsyncSession, *, station_id: int) -> dict[str, Any]:
@@ -157,9 +155,7 @@ async def session_station_dict(session: AsyncSession, *, station_id: int) -> dic
     rows = (
         await session.execute(text(f"SELECT {STATION_COLUMNS} FROM stations s WHERE s.id = :id"), {"id": station_id})
     ).all()
-    sql, (name,) = connectors_sql(1)
-    connector_rows = (await session.execute(text(sql), {name: station_id})).all()
-    return station_dicts(rows, connector_rows)[0]
+    return stored_station_dicts(rows)[0]
 
 
 async def get_station(session: AsyncSession, *, station_id: int) -> Station:
