@@ -139,7 +139,9 @@ def main() -> None:
         health_paths = tmp_path / "health.txt"
         health_paths.write_text("/health\n")
         uncached = tmp_path / "uncached.txt"
-        uncached.write_text("\n".join(uncached_paths((SHARED_BENCH / "radius.txt").read_text().split(), 400_000)))
+        # Rounds start 60,007 paths apart: no run of the "uncached" workload repeats an earlier one.
+        radius = (SHARED_BENCH / "radius.txt").read_text().split()
+        uncached.write_text("\n".join(uncached_paths(radius, 60_007 * args.rounds)))
         workloads = {"health": health_paths, "radius": SHARED_BENCH / "radius.txt", "uncached": uncached}
         bases = {}
         for name, factory in (("with", "voltway.app:create_app"), ("without", "middleware_overhead:app_without_middleware")):
@@ -153,7 +155,7 @@ def main() -> None:
                 order = ("with", "without") if round_no % 2 == 0 else ("without", "with")
                 result = {}
                 for name in order:
-                    result[name] = run_load(bases[name], workloads[workload], args, f"{workload}-{name}", round_no * 97)
+                    result[name] = run_load(bases[name], workloads[workload], args, f"{workload}-{name}", round_no * 60_007)
                     if result[name]["errors"]:
                         raise SystemExit(f"{name}: {result[name]['errors']} errors: {result[name]['statuses']}")
                     rps[name].append(result[name]["ok_rps"])
