@@ -176,12 +176,14 @@ async def _unique_drivers(
         params.update({f"uk{i}": key, f"ulo{i}": d.timestamp_param(lo), f"uhi{i}": d.timestamp_param(hi)})
         values.append(f"({typed(f'uk{i}', 'INTEGER')}, {typed(f'ulo{i}', 'TIMESTAMPTZ')}, {typed(f'uhi{i}', 'TIMESTAMPTZ')})")
     join = d.sessions_first_join() if q.scope.needs_stations else ""
+    # One correlated count per range: each is a range scan with its own small distinct set, where a join
+    # grouped by range would sort every (range, session) pair first.
     rows = await _rows(
         session,
         f"WITH b(k, lo, hi) AS (VALUES {', '.join(values)}) "
-        f"SELECT b.k, COUNT(DISTINCT cs.user_id) FROM b JOIN charging_sessions cs "
-        f"ON cs.started_at >= b.lo AND cs.started_at < b.hi {join} "
-        f"WHERE cs.user_id IS NOT NULL AND {q.scope.where(params, 'cs.station_id')} GROUP BY b.k",
+        f"SELECT b.k, (SELECT COUNT(DISTINCT cs.user_id) FROM charging_sessions cs {join} "
+        f"WHERE cs.started_at >= b.lo AND cs.started_at < b.hi AND cs.user_id IS NOT NULL "
+        f"AND {q.scope.where(params, 'cs.station_id')}) FROM b",
         params,
     )
     counts = {int(k): int(n) for k, n in rows}
