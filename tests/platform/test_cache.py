@@ -238,3 +238,27 @@ async def test_invalidate_on_commit_bumps_after_a_commit_only(db: Database) -> N
         await session.commit()
     await asyncio.sleep(0.05)  # the file-backed bump runs in a thread
     assert (await cache.version("stations"))[0] == before + 1
+
+
+@pytest.mark.redis
+async def test_followed_bumps_reach_other_processes_without_a_version_read(redis_prefix: str) -> None:
+    one, two = TieredCache(), TieredCache()
+    for c in (one, two):
+        c.configure(redis_url=REDIS_URL, prefix=redis_prefix, default_ttl=60)
+        c.start()
+    try:
+        for _ in range(100):
+            if one._listening and two._listening:  # noqa: SLF001
+                break
+            await asyncio.sleep(0.02)
+        await one.set("stations", "q", "old")
+        assert await two.get("stations", "q") == "old"
+        assert "stations" in two._pushed  # noqa: SLF001 - later lookups need no version read
+        for n in range(1, 6):
+            await one.invalidate("stations")
+            await asyncio.sleep(0.05)  # the publish latency, generously
+            assert await two.version("stations") == (n, True)
+            assert await two.get("stations", "q") is MISSING
+    finally:
+        await one.close()
+        await two.close()

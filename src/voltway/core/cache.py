@@ -1,9 +1,11 @@
 """Two-tier cache: a bounded in-process LRU (always) and Redis (when `REDIS_URL` is set).
 
 Invalidation is by versioned namespaces: every key lives under `namespace:version`, and `invalidate(ns)` bumps
-the version, so every answer cached under the namespace is stale at once, in every process (the version lives
-in Redis when there is one, in memory otherwise). Reading a key costs one Redis round trip for the version;
-the value itself is then served from the memory tier when this process has it.
+the version, so every answer cached under the namespace is stale at once, in every process. The version lives
+in Redis when there is one (bumps are also published, and each process follows the channel, so a lookup needs
+no round trip while the subscription is live: a bump reaches the other processes within the publish latency,
+the bumping process at once; without a live subscription every lookup reads the version), in the SQLite file
+in the embedded mode, in memory otherwise. Values are served from the memory tier when this process has them.
 
 Redis failures open a circuit breaker: for `RETRY_AFTER` seconds the cache runs on the memory tier alone
 (entries then live at most `DEGRADED_TTL` seconds, since bumps by other processes cannot be seen), bumps made
@@ -57,11 +59,22 @@ DEFAULT_EXCLUDE = ("session", "db", "request", "settings")
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 _RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# Version changes are published (channel ARGV[2], message "namespace version") so that processes can keep
+# their copy of the version current without asking Redis on every lookup.
 _RAISE_VERSION = """
 local current = tonumber(redis.call('get', KEYS[1]) or '0')
 local wanted = tonumber(ARGV[1])
-if current < wanted then redis.call('set', KEYS[1], wanted) return wanted end
+if current < wanted then
+    redis.call('set', KEYS[1], wanted)
+    redis.call('publish', ARGV[2], ARGV[3] .. ' ' .. wanted)
+    return wanted
+end
 return current
+"""
+_BUMP_VERSION = """
+local version = redis.call('incr', KEYS[1])
+redis.call('publish', ARGV[1], ARGV[2] .. ' ' .. version)
+return version
 """
 
 
@@ -159,6 +172,12 @@ class TieredCache:
         self.prefix = "voltway"
         self.redis: aioredis.Redis | None = None
         self.files: FileVersions | None = None
+        self._redis_url: str | None = None
+        # Namespaces whose version this process keeps current from the bump channel (no GET per lookup);
+        # emptied whenever the subscription is not known to be live.
+        self._pushed: set[str] = set()
+        self._listening = False
+        self._listener: asyncio.Task[None] | None = None
         self._versions: dict[str, int] = {}
         self._down_until = 0.0
         self._inflight: dict[str, asyncio.Future[Any]] = {}
@@ -181,6 +200,9 @@ class TieredCache:
         if self.files is not None:
             self.files.close()
         self.files = FileVersions(sqlite_path) if sqlite_path and not redis_url else None
+        self._redis_url = redis_url
+        self._pushed.clear()
+        self._listening = False
         self.redis = (
             aioredis.Redis.from_url(
                 redis_url, socket_connect_timeout=0.5, socket_timeout=0.5, health_check_interval=30
@@ -189,7 +211,44 @@ class TieredCache:
             else None
         )
 
+    def start(self) -> None:
+        """Follow the version bumps of other processes (Redis mode); call from the running event loop."""
+        if self._redis_url and self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen(), name="voltway-cache-bumps")
+
+    @property
+    def _channel(self) -> str:
+        return f"{self.prefix}:ns-bumps"
+
+    async def _listen(self) -> None:
+        while True:
+            client = aioredis.Redis.from_url(self._redis_url, socket_connect_timeout=0.5, health_check_interval=5)
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                # Only once the server confirms the subscription can a version read be trusted to be followed.
+                while (await pubsub.get_message(timeout=5.0) or {}).get("type") != "subscribe":
+                    pass
+                self._listening = True
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message is not None:
+                        namespace, _, version = message["data"].decode().partition(" ")
+                        self._versions[namespace] = max(int(version), self._versions.get(namespace, 0))
+            except REDIS_ERRORS as exc:
+                log.warning("cache bump channel lost, reading versions from Redis per lookup: %s", exc)
+            finally:
+                self._listening = False
+                self._pushed.clear()
+                await pubsub.aclose()
+                await client.aclose()
+            await asyncio.sleep(RETRY_AFTER)
+
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
         if self.files is not None:
             self.files.close()
             self.files = None
@@ -203,6 +262,7 @@ class TieredCache:
         return self.redis is not None and time.monotonic() >= self._down_until
 
     def _redis_failed(self, exc: BaseException, namespace: str) -> None:
+        self._pushed.clear()
         if time.monotonic() >= self._down_until:
             log.warning("redis cache tier unavailable, memory only for %.0fs: %s", RETRY_AFTER, exc)
         self._down_until = time.monotonic() + RETRY_AFTER
@@ -228,19 +288,26 @@ class TieredCache:
                 self.files = None
         known = self._versions.get(namespace, 0)
         if self.redis_up:
+            if self._listening and namespace in self._pushed:
+                return known, True  # kept current by the bump channel
             assert self.redis is not None
+            following = self._listening
             try:
                 raw = await self.redis.get(self._vkey(namespace))
                 version = int(raw) if raw is not None else 0
                 if version < known:
                     # Redis lost the version (restarted empty) or missed bumps made while it was away:
                     # move it past every version this process has seen, so no older entry can match.
-                    version = int(await self.redis.eval(_RAISE_VERSION, 1, self._vkey(namespace), known + 1))
+                    version = int(await self.redis.eval(
+                        _RAISE_VERSION, 1, self._vkey(namespace), known + 1, self._channel, namespace
+                    ))
                     self.memory.clear()
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, namespace)
             else:
-                self._versions[namespace] = version
+                version = self._versions[namespace] = max(version, self._versions.get(namespace, 0))
+                if following and self._listening:
+                    self._pushed.add(namespace)
                 return version, True
         return known, False
 
@@ -255,7 +322,7 @@ class TieredCache:
         if self.redis_up:
             assert self.redis is not None
             try:
-                version = int(await self.redis.incr(self._vkey(namespace)))
+                version = int(await self.redis.eval(_BUMP_VERSION, 1, self._vkey(namespace), self._channel, namespace))
                 self._versions[namespace] = max(version, self._versions[namespace])
             except REDIS_ERRORS as exc:
                 self._redis_failed(exc, namespace)

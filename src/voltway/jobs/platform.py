@@ -17,6 +17,7 @@ async def run_platform(db: Database, settings: Settings, *, run_jobs: bool) -> A
     """Configure the cache and the limiter, start the job runtime (running jobs here when `run_jobs`) and
     the scheduler; undo it all on exit."""
     configure_cache(settings)
+    cache.start()
     limiter.configure(redis_url=settings.redis_url, prefix=settings.redis_prefix, overrides=settings.rate_limits)
     runtime = JobRuntime(db, settings)
     await runtime.start(run_jobs=run_jobs)
