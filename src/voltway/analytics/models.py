@@ -10,12 +10,15 @@ to the same exact figures. `currency` is the session's ISO 4217 code, '' when un
 - `analytics_station_totals`: running totals per station and currency through the end of each hour with
   activity, so a station's total over any hour-aligned window is two index seeks (popular, revenue, utilization).
 - `analytics_station_currencies`: the (station, currency) pairs present in the totals.
+- `analytics_driver_hours`: per country x operator cell ('*' = all), each hour a driver started a session in,
+  with the driver's previous such hour in the cell (-1 for none): the drivers active in an hour range [a, b)
+  are the rows in it whose previous hour is before a, so a distinct count is a plain count of an index range.
 - `analytics_rollup_state`: one row; hours before `rolled_through` are rolled up.
 """
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from voltway.core.db import Base
@@ -66,6 +69,20 @@ class StationCurrency(Base):
 
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+
+
+class DriverHour(Base):
+    __tablename__ = "analytics_driver_hours"
+    __table_args__ = (
+        Index("ix_analytics_driver_hours_country_operator_hour_prev_hour", "country", "operator", "hour", "prev_hour"),
+        CLUSTERED,
+    )
+
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    prev_hour: Mapped[int] = mapped_column(BigInteger)
 
 
 class RollupState(Base):

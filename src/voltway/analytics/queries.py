@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.analytics.facts import MEASURES, Plan, Scope, plan, series_facts, station_facts, with_clause
+from voltway.analytics.models import ALL
 from voltway.analytics.rollups import dialect_of, rolled_through
 from voltway.analytics.window import DAY, HOUR, Dialect, Window, epoch
 
@@ -153,39 +154,47 @@ def _local_midnight(q: Query, day: int) -> int:
 
 
 async def _unique_drivers(
-    session: AsyncSession, q: Query, previous_start: int, buckets: list[int], interval: str
+    session: AsyncSession, q: Query, p: Plan, buckets: list[int], interval: str
 ) -> tuple[dict[int, int], dict[int, int]]:
     """Distinct drivers per local bucket of the window and per period (0 = previous, 1 = the window).
 
-    Distinct counts do not add up across hours, so they are read from the sessions: each bucket's UTC range
-    (local midnights, from zoneinfo) is one range scan of the covering index (started_at, user_id,
-    station_id), with no per-row time arithmetic."""
+    Distinct counts do not add up across hours. Each range (a bucket's local midnights, from zoneinfo) is
+    counted by a correlated subquery: its rolled-up hours [lo, rhi) from `analytics_driver_hours` (rows whose
+    previous hour is before lo: one per driver, so a plain count), and its open tail [tlo, hi) from the
+    sessions, by the covering index (started_at, user_id, station_id), leaving out drivers already counted in
+    the rolled-up part. Without usable driver hours (station or bbox filter, raw answers) the whole range is
+    tail."""
     d = dialect_of(session)
-    ranges = [(-1, previous_start, q.window.start), (-2, q.window.start, q.window.end)]
+    cube = p.split > p.start and not q.scope.station_level
+    split = p.split if cube else p.start
+    ranges = [(-1, p.start, q.window.start), (-2, q.window.start, q.window.end)]
     for b in buckets:
         first_day = b if interval == "day" else b * 7 - 3
         lo = _local_midnight(q, first_day)
         hi = _local_midnight(q, first_day + (1 if interval == "day" else 7))
         ranges.append((b, max(lo, q.window.start), min(hi, q.window.end)))
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"cube_country": q.scope.country or ALL, "cube_operator": q.scope.operator or ALL}
     values = []
+
     def typed(name: str, sql_type: str) -> str:  # PostgreSQL cannot infer the types of a VALUES list
         return f":{name}" if d.sqlite else f"CAST(:{name} AS {sql_type})"
 
     for i, (key, lo, hi) in enumerate(ranges):
-        params.update({f"uk{i}": key, f"ulo{i}": d.timestamp_param(lo), f"uhi{i}": d.timestamp_param(hi)})
-        values.append(f"({typed(f'uk{i}', 'INTEGER')}, {typed(f'ulo{i}', 'TIMESTAMPTZ')}, {typed(f'uhi{i}', 'TIMESTAMPTZ')})")
+        params.update({f"uk{i}": key, f"ulo{i}": lo, f"urhi{i}": min(hi, split),
+                       f"utlo{i}": d.timestamp_param(max(lo, split)), f"uhi{i}": d.timestamp_param(hi)})
+        values.append(f"({typed(f'uk{i}', 'INTEGER')}, {typed(f'ulo{i}', 'BIGINT')}, {typed(f'urhi{i}', 'BIGINT')}, "
+                      f"{typed(f'utlo{i}', 'TIMESTAMPTZ')}, {typed(f'uhi{i}', 'TIMESTAMPTZ')})")
+    cell = "x.country = :cube_country AND x.operator = :cube_operator AND x.hour >= b.lo AND x.hour < b.rhi"
+    rolled = f"(SELECT COUNT(*) FROM analytics_driver_hours x WHERE {cell} AND x.prev_hour < b.lo)" if cube else "0"
+    seen = f" AND NOT EXISTS (SELECT 1 FROM analytics_driver_hours x WHERE {cell} AND x.user_id = cs.user_id)"
     join = d.sessions_first_join() if q.scope.needs_stations else ""
-    # One correlated count per range: each is a range scan with its own small distinct set, where a join
-    # grouped by range would sort every (range, session) pair first.
-    rows = await _rows(
-        session,
-        f"WITH b(k, lo, hi) AS (VALUES {', '.join(values)}) "
-        f"SELECT b.k, (SELECT COUNT(DISTINCT cs.user_id) FROM charging_sessions cs {join} "
-        f"WHERE cs.started_at >= b.lo AND cs.started_at < b.hi AND cs.user_id IS NOT NULL "
-        f"AND {q.scope.where(params, 'cs.station_id')}) FROM b",
-        params,
+    tail = (
+        f"(SELECT COUNT(DISTINCT cs.user_id) FROM charging_sessions cs {join} "
+        f"WHERE cs.started_at >= b.tlo AND cs.started_at < b.hi AND cs.user_id IS NOT NULL "
+        f"AND {q.scope.where(params, 'cs.station_id')}{seen if cube else ''})"
     )
+    rows = await _rows(session, f"WITH b(k, lo, rhi, tlo, hi) AS (VALUES {', '.join(values)}) "
+                                f"SELECT b.k, {rolled} + {tail} FROM b", params)
     counts = {int(k): int(n) for k, n in rows}
     return {b: counts.get(b, 0) for b in buckets}, {0: counts.get(-1, 0), 1: counts.get(-2, 0)}
 
@@ -207,7 +216,7 @@ async def trends(session: AsyncSession, *, q: Query, interval: Literal["day", "w
         return day if interval == "day" else (day + 3) // 7
 
     first, last = bucket_of(q.window.start), bucket_of(q.window.measured_end - 1)
-    drivers, period_drivers = await _unique_drivers(session, q, previous_start, list(range(first, last + 1)), interval)
+    drivers, period_drivers = await _unique_drivers(session, q, p, list(range(first, last + 1)), interval)
     series: dict[int, dict[str, Any]] = {
         b: {"sessions": 0, "energy_wh": 0, "revenue": {}} for b in range(first, last + 1)
     }

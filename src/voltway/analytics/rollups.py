@@ -23,7 +23,7 @@ from voltway.analytics.window import HOUR, Dialect, epoch, floor_to
 # Sessions started or ended this long before the previous run are re-rolled too (commit delays).
 LATE_MARGIN = timedelta(minutes=10)
 STATE_ID = 1
-HOURLY_TABLES = ("analytics_station_hours", "analytics_cube_hours", "analytics_station_totals")
+HOURLY_TABLES = ("analytics_station_hours", "analytics_cube_hours", "analytics_station_totals", "analytics_driver_hours")
 ROLLUP_TABLES = (*HOURLY_TABLES, "analytics_station_currencies")
 
 
@@ -76,6 +76,7 @@ async def recompute(session: AsyncSession, *, start: int, end: int, now: datetim
             params,
         )
     await _derive(session, d, start)
+    await _driver_hours(session, d, start, end)
     return int(await _scalar(session, f"SELECT COUNT(*) FROM analytics_station_hours WHERE hour >= {a}", params))
 
 
@@ -139,6 +140,36 @@ async def _derive(session: AsyncSession, d: Dialect, start: int) -> None:
         LEFT JOIN base b ON b.station_id = h.station_id AND b.currency = h.currency WHERE h.hour >= {a}"""
     insert = f"INSERT INTO analytics_station_totals (station_id, currency, hour, {cols}) "
     await session.execute(text(f"WITH {base} {insert}{select}"), params)
+
+
+async def _driver_hours(session: AsyncSession, d: Dialect, start: int, end: int) -> None:
+    """The driver hours of sessions started in [start, end), in every cube cell; each row's previous hour comes
+    from the same batch or, for a driver's first row in it, from the rows kept before `start`."""
+    if end <= start:
+        return
+    every = f"'{ALL}'"
+    cells = f"""cells AS (
+        SELECT DISTINCT COALESCE(s.country, '') AS c, COALESCE(s.operator, '') AS o, cs.user_id AS u,
+            {d.epoch("cs.started_at")} / {HOUR} * {HOUR} AS h
+        FROM charging_sessions cs JOIN stations s ON s.id = cs.station_id
+        WHERE cs.started_at >= :a_ts AND cs.started_at < :b_ts AND cs.user_id IS NOT NULL)"""
+    levels = " UNION ALL ".join(
+        f"SELECT DISTINCT {c} AS c, {o} AS o, u, h FROM cells"
+        for c, o in (("c", "o"), (every, "o"), ("c", every), (every, every))
+    )
+    earlier = (
+        "(SELECT MAX(x.hour) FROM analytics_driver_hours x "
+        "WHERE x.country = l.c AND x.operator = l.o AND x.user_id = l.u)"
+    )
+    await session.execute(
+        text(
+            f"WITH {cells}, levels AS ({levels}) "
+            f"INSERT INTO analytics_driver_hours (country, operator, user_id, hour, prev_hour) "
+            f"SELECT l.c, l.o, l.u, l.h, COALESCE(LAG(l.h) OVER (PARTITION BY l.c, l.o, l.u ORDER BY l.h), "
+            f"{earlier}, -1) FROM levels l"
+        ),
+        {"a_ts": d.timestamp_param(start), "b_ts": d.timestamp_param(end)},
+    )
 
 
 async def _save_state(session: AsyncSession, through: int, now: datetime) -> None:
