@@ -66,7 +66,7 @@ async def search(db: DB, request: Request, params: Annotated[SearchParams, Query
         limit=params.limit,
         cursor=params.cursor,
     )
-    return await _cached(request, lambda: search_stations(db, query=query))
+    return await _cached(request, lambda: search_stations(db, query=query, embed=True))
 
 
 @router.get(
@@ -79,7 +79,8 @@ async def search(db: DB, request: Request, params: Annotated[SearchParams, Query
 )
 async def nearest(db: DB, request: Request, params: Annotated[NearestParams, Query()]) -> Any:
     return await _cached(
-        request, lambda: nearest_stations(db, lat=params.lat, lon=params.lon, k=params.k, filters=params.filters())
+        request,
+        lambda: nearest_stations(db, lat=params.lat, lon=params.lon, k=params.k, filters=params.filters(), embed=True),
     )
 
 

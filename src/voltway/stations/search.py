@@ -264,8 +264,10 @@ async def _page_rows(db: Database, query: StationQuery, sort: SortKey, cursor: C
         radius = min(start_km + (radius - start_km) * min(max(growth, MIN_GROWTH), MAX_GROWTH), limit_km)
 
 
-async def search_stations(db: Database, *, query: StationQuery) -> dict[str, Any]:
-    """One page of stations matching `query`: {"items": [Station dict], "next_cursor": str | None}."""
+async def search_stations(db: Database, *, query: StationQuery, embed: bool = False) -> dict[str, Any]:
+    """One page of stations matching `query`: {"items": [Station dict], "next_cursor": str | None}.
+
+    `embed`: the items' connectors are `orjson.Fragment`s (the answers' path; see `stored_station_dicts`)."""
     sort = query.sort or (SortKey.distance if query.origin is not None else SortKey.id)
     if sort is SortKey.distance and query.origin is None:
         raise invalid_query("sort", "sort=distance needs lat and lon")
@@ -276,13 +278,13 @@ async def search_stations(db: Database, *, query: StationQuery) -> dict[str, Any
         rows = rows[: query.limit]
         last = rows[-1]
         next_cursor = Cursor(sort, last[-1] if sort is not SortKey.id else None, last[0]).encode()
-    return {"items": stored_station_dicts(rows, origin=query.origin), "next_cursor": next_cursor}
+    return {"items": stored_station_dicts(rows, origin=query.origin, embed=embed), "next_cursor": next_cursor}
 
 
 async def nearest_stations(
-    db: Database, *, lat: float, lon: float, k: int, filters: StationFilters
+    db: Database, *, lat: float, lon: float, k: int, filters: StationFilters, embed: bool = False
 ) -> dict[str, Any]:
-    """The k stations nearest to (lat, lon) at any distance, nearest first."""
+    """The k stations nearest to (lat, lon) at any distance, nearest first (`embed` as in `search_stations`)."""
     query = StationQuery(origin=(lat, lon), filters=filters, sort=SortKey.distance, limit=k)
     rows = await _page_rows(db, query, SortKey.distance, None)
-    return {"items": stored_station_dicts(rows[:k], origin=(lat, lon)), "next_cursor": None}
+    return {"items": stored_station_dicts(rows[:k], origin=(lat, lon), embed=embed), "next_cursor": None}

@@ -134,11 +134,13 @@ def station_dicts(
 
 
 def stored_station_dicts(
-    rows: Sequence[Sequence[Any]], *, origin: tuple[float, float] | None = None
+    rows: Sequence[Sequence[Any]], *, origin: tuple[float, float] | None = None, embed: bool = False
 ) -> list[dict[str, Any]]:
-    """Station rows (STATION_COLUMNS, anything may follow) as Station dicts with their stored connectors."""
+    """Station rows (STATION_COLUMNS, anything may follow) as Station dicts with their stored connectors:
+    parsed into lists, or with `embed` the JSON text as an `orjson.Fragment`, for dicts only rendered by orjson."""
     distance = haversine_from(*origin) if origin is not None else None
-    return [station_dict(row, orjson.Fragment(row[19]), distance=distance) for row in rows]
+    connectors = orjson.Fragment if embed else orjson.loads
+    return [station_dict(row, connectors(row[19]), distance=distance) for row in rows]
 
 
 # ----------------------------------------------------------------------------------------- lookups

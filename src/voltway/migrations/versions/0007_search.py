@@ -87,8 +87,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
     for event in ("insert", "update", "delete"):
-        op.execute(f"DROP TRIGGER connectors_json_{event}" + ("" if op.get_bind().dialect.name == "sqlite" else " ON connectors"))
-    if op.get_bind().dialect.name != "sqlite":
+        op.execute(f"DROP TRIGGER connectors_json_{event}" + ("" if sqlite else " ON connectors"))
+    if not sqlite:
         op.execute("DROP FUNCTION connectors_json_refresh()")
     op.drop_column("stations", "connectors_json")
