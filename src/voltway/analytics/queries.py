@@ -442,8 +442,9 @@ async def ratings(session: AsyncSession, *, q: Query, windowed: bool, limit: int
     base = f"FROM reviews r JOIN stations s ON s.id = r.station_id WHERE {where}"
     stations = await _rows(
         session,
-        f"SELECT r.station_id, MIN(s.name), MIN(s.operator), COUNT(*), AVG(r.rating * 1.0), {dist} {base} "
-        f"GROUP BY r.station_id ORDER BY COUNT(*) DESC, r.station_id LIMIT :limit",
+        # Grouped by s.id: SQLite walks the stations in id order (no sort of the reviews for the grouping).
+        f"SELECT s.id, MIN(s.name), MIN(s.operator), COUNT(*), AVG(r.rating * 1.0), {dist} {base} "
+        f"GROUP BY s.id ORDER BY COUNT(*) DESC, s.id LIMIT :limit",
         params,
     )
     operators = await _rows(
