@@ -438,27 +438,31 @@ async def ratings(session: AsyncSession, *, q: Query, windowed: bool, limit: int
     if windowed:
         params.update(r_a=d.timestamp_param(q.window.start), r_b=d.timestamp_param(q.window.end))
         where += " AND r.updated_at >= :r_a AND r.updated_at < :r_b"
-    dist = ", ".join(f"SUM(CASE WHEN r.rating = {i} THEN 1 ELSE 0 END)" for i in range(1, 6))
-    base = f"FROM reviews r JOIN stations s ON s.id = r.station_id WHERE {where}"
-    stations = await _rows(
+    dist = ", ".join(f"SUM(CASE WHEN r.rating = {i} THEN 1 ELSE 0 END) AS d{i}" for i in range(1, 6))
+    sums = ", ".join(f"SUM(d{i})" for i in range(1, 6))
+    cols = ", ".join(f"d{i}" for i in range(1, 6))
+    # One pass over the reviews (grouped by s.id: SQLite walks the stations in id order, reading each one's
+    # reviews from the covering index, with no sort); the operators are summed from the per-station rows.
+    rows = await _rows(
         session,
-        # Grouped by s.id: SQLite walks the stations in id order (no sort of the reviews for the grouping).
-        f"SELECT s.id, MIN(s.name), MIN(s.operator), COUNT(*), AVG(r.rating * 1.0), {dist} {base} "
-        f"GROUP BY s.id ORDER BY COUNT(*) DESC, s.id LIMIT :limit",
-        params,
-    )
-    operators = await _rows(
-        session,
-        f"SELECT COALESCE(s.operator, ''), COUNT(*), AVG(r.rating * 1.0), {dist} {base} "
-        f"GROUP BY COALESCE(s.operator, '') ORDER BY COUNT(*) DESC, 1 LIMIT :limit",
+        f"""WITH per AS MATERIALIZED (
+            SELECT s.id AS id, MIN(s.name) AS name, MIN(s.operator) AS operator, COUNT(*) AS n,
+                SUM(r.rating) AS total, {dist}
+            FROM reviews r JOIN stations s ON s.id = r.station_id WHERE {where} GROUP BY s.id)
+        SELECT * FROM (SELECT 0 AS part, id, name, operator, n, total, {cols} FROM per
+                       ORDER BY n DESC, id LIMIT :limit) top_stations
+        UNION ALL
+        SELECT * FROM (SELECT 1, CAST(NULL AS INTEGER), CAST(NULL AS TEXT), COALESCE(operator, ''), SUM(n), SUM(total), {sums} FROM per
+                       GROUP BY COALESCE(operator, '') ORDER BY SUM(n) DESC, COALESCE(operator, '')
+                       LIMIT :limit) top_operators""",
         params,
     )
 
-    def stats(count: Any, avg: Any, dist_values: Any) -> dict[str, Any]:
+    def stats(row: Any) -> dict[str, Any]:
         return {
-            "count": int(count),
-            "average": round(float(avg), 3),
-            "distribution": {str(i + 1): int(v) for i, v in enumerate(dist_values)},
+            "count": int(row[4]),
+            "average": round(int(row[5]) / int(row[4]), 3),
+            "distribution": {str(i + 1): int(v) for i, v in enumerate(row[6:])},
         }
 
     return {
@@ -466,7 +470,7 @@ async def ratings(session: AsyncSession, *, q: Query, windowed: bool, limit: int
         if windowed
         else None,
         "stations": [
-            {"station_id": r[0], "name": r[1], "operator": r[2], **stats(r[3], r[4], r[5:])} for r in stations
+            {"station_id": r[1], "name": r[2], "operator": r[3], **stats(r)} for r in rows if r[0] == 0
         ],
-        "operators": [{"operator": r[0], **stats(r[1], r[2], r[3:])} for r in operators],
+        "operators": [{"operator": r[3], **stats(r)} for r in rows if r[0] == 1],
     }
