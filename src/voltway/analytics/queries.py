@@ -19,6 +19,7 @@ from voltway.analytics.window import DAY, HOUR, Dialect, Window, epoch
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 UNAVAILABLE = ("out_of_service", "removed", "planned")
+PACK = 2**32  # two counts in one integer: low + high * PACK (a count is far below 2**32)
 
 
 @dataclass(frozen=True)
@@ -159,11 +160,12 @@ async def _unique_drivers(
     """Distinct drivers per local bucket of the window and per period (0 = previous, 1 = the window).
 
     Distinct counts do not add up across hours. Each range (a bucket's local midnights, from zoneinfo) is
-    counted by a correlated subquery: its rolled-up hours [lo, rhi) from `analytics_driver_hours` (rows whose
+    counted by correlated subqueries: its rolled-up hours [lo, rhi) from `analytics_driver_hours` (rows whose
     previous hour is before lo: one per driver, so a plain count), and its open tail [tlo, hi) from the
     sessions, by the covering index (started_at, user_id, station_id), leaving out drivers already counted in
     the rolled-up part. Without usable driver hours (station or bbox filter, raw answers) the whole range is
-    tail."""
+    tail. The window's rolled-up drivers are not scanned again: they are the rows of the buckets whose previous
+    hour is before the window, counted in the same pass (in the high bits of each bucket's count)."""
     d = dialect_of(session)
     cube = p.split > p.start and not q.scope.station_level
     split = p.split if cube else p.start
@@ -184,8 +186,15 @@ async def _unique_drivers(
                        f"utlo{i}": d.timestamp_param(max(lo, split)), f"uhi{i}": d.timestamp_param(hi)})
         values.append(f"({typed(f'uk{i}', 'INTEGER')}, {typed(f'ulo{i}', 'BIGINT')}, {typed(f'urhi{i}', 'BIGINT')}, "
                       f"{typed(f'utlo{i}', 'TIMESTAMPTZ')}, {typed(f'uhi{i}', 'TIMESTAMPTZ')})")
+    params["window_start"] = q.window.start
     cell = "x.country = :cube_country AND x.operator = :cube_operator AND x.hour >= b.lo AND x.hour < b.rhi"
-    rolled = f"(SELECT COUNT(*) FROM analytics_driver_hours x WHERE {cell} AND x.prev_hour < b.lo)" if cube else "0"
+    rolled = (
+        f"CASE WHEN b.k = -2 THEN 0 ELSE (SELECT COALESCE(SUM(CASE WHEN x.prev_hour < b.lo THEN 1 ELSE 0 END) "
+        f"+ SUM(CASE WHEN x.prev_hour < {typed('window_start', 'BIGINT')} THEN {PACK} ELSE 0 END), 0) "
+        f"FROM analytics_driver_hours x WHERE {cell}) END"
+        if cube
+        else "0"
+    )
     seen = f" AND NOT EXISTS (SELECT 1 FROM analytics_driver_hours x WHERE {cell} AND x.user_id = cs.user_id)"
     join = d.sessions_first_join() if q.scope.needs_stations else ""
     tail = (
@@ -194,9 +203,10 @@ async def _unique_drivers(
         f"AND {q.scope.where(params, 'cs.station_id')}{seen if cube else ''})"
     )
     rows = await _rows(session, f"WITH b(k, lo, rhi, tlo, hi) AS (VALUES {', '.join(values)}) "
-                                f"SELECT b.k, {rolled} + {tail} FROM b", params)
-    counts = {int(k): int(n) for k, n in rows}
-    return {b: counts.get(b, 0) for b in buckets}, {0: counts.get(-1, 0), 1: counts.get(-2, 0)}
+                                f"SELECT b.k, {rolled}, {tail} FROM b", params)
+    counts = {int(k): int(packed) % PACK + int(n) for k, packed, n in rows}
+    in_window = sum(int(packed) // PACK for k, packed, _n in rows if int(k) >= 0) + counts.get(-2, 0)
+    return {b: counts.get(b, 0) for b in buckets}, {0: counts.get(-1, 0), 1: in_window}
 
 
 def _pct(current: float, previous: float) -> float | None:
