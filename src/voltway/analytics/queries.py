@@ -462,8 +462,9 @@ async def ratings(session: AsyncSession, *, q: Query, windowed: bool, limit: int
         SELECT * FROM (SELECT 0 AS part, id, name, operator, n, total, {cols} FROM per
                        ORDER BY n DESC, id LIMIT :limit) top_stations
         UNION ALL
-        SELECT * FROM (SELECT 1, CAST(NULL AS INTEGER), CAST(NULL AS TEXT), COALESCE(operator, ''), SUM(n), SUM(total), {sums} FROM per
-                       GROUP BY COALESCE(operator, '') ORDER BY SUM(n) DESC, COALESCE(operator, '')
+        SELECT * FROM (SELECT 1, CAST(NULL AS INTEGER), CAST(NULL AS TEXT), COALESCE(operator, ''), SUM(n),
+                              SUM(total), {sums}
+                       FROM per GROUP BY COALESCE(operator, '') ORDER BY SUM(n) DESC, COALESCE(operator, '')
                        LIMIT :limit) top_operators""",
         params,
     )

@@ -23,7 +23,9 @@ from voltway.analytics.window import HOUR, Dialect, epoch, floor_to
 # Sessions started or ended this long before the previous run are re-rolled too (commit delays).
 LATE_MARGIN = timedelta(minutes=10)
 STATE_ID = 1
-HOURLY_TABLES = ("analytics_station_hours", "analytics_cube_hours", "analytics_station_totals", "analytics_driver_hours")
+HOURLY_TABLES = (
+    "analytics_station_hours", "analytics_cube_hours", "analytics_station_totals", "analytics_driver_hours"
+)
 ROLLUP_TABLES = (*HOURLY_TABLES, "analytics_station_currencies")
 
 
