@@ -6,12 +6,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Processes, free_port, process_env
+from conftest import Processes, free_port, process_env, wait_for_job
 
 from voltway.accounts.keys import create_key
 from voltway.accounts.models import Role
 from voltway.core.cache import cache
 from voltway.core.db import Database
+from voltway.core.jobs import enqueue
 from voltway.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "stations"))
@@ -129,10 +130,6 @@ async def test_a_write_through_one_server_is_seen_by_the_other_embedded(
 async def test_the_warm_up_job_recomputes_the_most_missed_answers(
     client: httpx.AsyncClient, db: Database, operator_headers: dict[str, str]
 ) -> None:
-    from conftest import wait_for_job
-
-    from voltway.core.jobs import enqueue
-
     station_id = (await client.post("/api/v1/stations", json=make_station(name="w0"), headers=operator_headers)).json()["id"]
     await client.get(SEARCH)
     await client.get(NEAREST)
