@@ -25,6 +25,7 @@ from voltway.settings import Settings
 
 PG_SERVER = os.environ.get("VOLTWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_MEMORY_THRESHOLD_MB = 64_000
 
 
 def _service_missing(what: str, reason: object) -> None:
@@ -111,6 +112,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         log_dir=tmp_path / "logs",
         data_dir=tmp_path / "data",
         secret_key="test-secret-key-" + "x" * 32,
+        # The whole suite runs in one process that grows past the default 500 MB; tests of the memory
+        # check set their own threshold.
+        memory_threshold_mb=TEST_MEMORY_THRESHOLD_MB,
     )
 
 

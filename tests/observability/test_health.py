@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.browser import free_port
+from tests.conftest import TEST_MEMORY_THRESHOLD_MB
 from voltway import __version__
 from voltway.core.memory import start_memory_monitor
 from voltway.health.router import DISK_MIN_FREE_MB
@@ -34,8 +35,8 @@ async def test_ready_checks_every_dependency(client: httpx.AsyncClient, backend:
     assert checks["database"]["status"] == "ok" and checks["database"]["backend"] == backend
     assert checks["cache"] == {"status": "ok", "backend": "memory"}
     assert checks["queue"] == {"status": "ok", "backend": "in-process"}
-    assert checks["memory"]["status"] == "ok" and checks["memory"]["threshold_mb"] == 500
-    assert 10 < checks["memory"]["rss_mb"] < 500
+    assert checks["memory"]["status"] == "ok" and checks["memory"]["threshold_mb"] == TEST_MEMORY_THRESHOLD_MB
+    assert 10 < checks["memory"]["rss_mb"] < TEST_MEMORY_THRESHOLD_MB
     assert checks["disk"]["status"] == "ok" and checks["disk"]["free_mb"] > DISK_MIN_FREE_MB
 
 
