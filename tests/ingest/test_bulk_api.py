@@ -179,3 +179,28 @@ def test_openapi_documents_the_body(app: Any) -> None:
     assert {"name", "latitude", "longitude", "external_id", "connectors"} <= set(schema["items"]["properties"])
     assert "413" in operation["responses"]
     assert orjson.dumps(schema).find(b"$ref") == -1
+
+
+async def _import_rows(client: httpx.AsyncClient) -> dict[str, float]:
+    """voltway_import_rows_total{source="api"} by result, read from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await client.get("/metrics")).text
+    return {
+        sample.labels["result"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "voltway_import_rows_total" and sample.labels.get("source") == "api"
+    }
+
+
+async def test_bulk_writes_count_in_the_import_rows_metric(
+    client: httpx.AsyncClient, operator_headers: dict[str, str], station_item: StationFactory
+) -> None:
+    before = await _import_rows(client)
+    items = [station_item(1), station_item(2), station_item(3, latitude=91)]
+    await client.post(URL, json=items, headers=operator_headers)
+    await client.post(URL, json=items[:1], headers=operator_headers)
+    after = await _import_rows(client)
+    delta = {result: after.get(result, 0) - before.get(result, 0) for result in after}
+    assert delta == {"created": 2, "updated": 0, "unchanged": 1, "rejected": 1}

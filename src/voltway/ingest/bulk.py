@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voltway.charging.status import record_status_changes
 from voltway.core.cache import invalidate
 from voltway.core.db import Database, utcnow
+from voltway.core.metrics import IMPORT_ROWS
 from voltway.ingest.duplicates import link_duplicates_since
 from voltway.ingest.upsert import ItemError, UpsertReport, upsert_stations
 from voltway.stations.models import Station
@@ -61,17 +62,22 @@ async def import_stations(
     items: Iterable[tuple[int, StationIn]] | AsyncIterable[tuple[int, StationIn]],
     *,
     invalid: list[ItemError],
+    feed: str,
     progress: Callable[[int], None] | None = None,
     link: bool = True,
 ) -> UpsertReport:
     """Upsert valid items, then (unless `link` is false) link duplicates among the stations written.
 
     `invalid` holds the items the caller rejected before the engine saw them (it may fill while `items` is
-    read); they join the engine's own rejections in the report, by index.
+    read); they join the engine's own rejections in the report, by index. `feed` (ocm, csv, api) labels the
+    import-rows metric.
     """
     started = utcnow()  # the engine stamps what it writes with the same clock
     report = await upsert_stations(db, items, progress=progress)
     report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
+    for result, rows in (("created", report.created), ("updated", report.updated),
+                         ("unchanged", report.unchanged), ("rejected", len(report.rejected))):
+        IMPORT_ROWS.labels(source=feed, result=result).inc(rows)
     if link and (report.created or report.updated):
         report.duplicates = await link_duplicates_since(db, started)
     await invalidate("stations")  # cached station answers must show what was written
@@ -100,7 +106,7 @@ async def bulk_upsert(db: Database, *, items: Sequence[Any]) -> tuple[BulkResult
         else:
             valid.append((index, checked))
     started = utcnow()
-    report = await import_stations(db, valid, invalid=errors, link=False)
+    report = await import_stations(db, valid, invalid=errors, feed="api", link=False)
     result = BulkResult(
         created=report.created, updated=report.updated, unchanged=report.unchanged, errors=report.rejected
     )
