@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -142,7 +143,10 @@ class JobRuntime:
         if self._poller is not None:
             await asyncio.gather(self._poller, return_exceptions=True)
         if self.queue is not None:
-            await self.queue.disconnect()
+            try:
+                await self.queue.disconnect()
+            except (OSError, RedisError) as exc:  # Redis already gone: nothing left to close cleanly
+                log.warning("job queue: Redis unreachable at shutdown (%s)", exc)
 
     def deliver_soon(self, job_id: int, attempts: int = 0, delay: float = 0.0) -> None:
         """Hand a committed job to whoever runs jobs: the local poller, else the Redis queue."""
