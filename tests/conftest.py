@@ -156,3 +156,12 @@ async def operator_headers(db: Database) -> dict[str, str]:
 @pytest.fixture
 async def readonly_headers(db: Database) -> dict[str, str]:
     return {"X-API-Key": await new_key(db, Role.readonly)}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish() -> None:
+    """Write out batched log lines now, so that none lands after pytest's summary line."""
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        handler.flush()

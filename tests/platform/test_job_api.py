@@ -8,14 +8,17 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from conftest import free_port, wait_for_job
 
+from tests.ingest.conftest import bundled_ocm_samples
 from voltway.core.db import Database
 
 pytestmark = pytest.mark.usefixtures("backend")
 
-OCM_SAMPLE = Path("/work/shared/data/ocm/poi-compact-sample.json")
+# The compact OCM sample (152 real POIs) as bundled in the package.
+OCM_SAMPLE = orjson.dumps(bundled_ocm_samples()["compact"])
 
 
 @pytest.fixture
@@ -40,7 +43,7 @@ async def start_import(client: httpx.AsyncClient, headers: dict[str, str], **kwa
 async def test_an_uploaded_ocm_file_imports_once_and_again_changes_nothing(
     client: httpx.AsyncClient, db: Database, operator_headers: dict[str, str]
 ) -> None:
-    upload = {"file": ("poi.json", OCM_SAMPLE.read_bytes(), "application/json")}
+    upload = {"file": ("poi.json", OCM_SAMPLE, "application/json")}
     first = await wait_for_job(db, await start_import(client, operator_headers, files=upload, data={"format": "ocm"}))
     assert first.status == "completed", first.error
     assert first.result is not None and first.result["records"] == 152
@@ -62,7 +65,7 @@ async def test_a_csv_from_a_url_imports_and_exports_round_trip(
     client: httpx.AsyncClient, db: Database, operator_headers: dict[str, str], file_server: str, tmp_path: Path
 ) -> None:
     # Stations in, via the upload of the OCM sample; then a CSV export job; then that CSV imported from a URL.
-    upload = {"file": ("poi.json", OCM_SAMPLE.read_bytes(), "application/json")}
+    upload = {"file": ("poi.json", OCM_SAMPLE, "application/json")}
     imported = await wait_for_job(db, await start_import(client, operator_headers, files=upload))
     assert imported.status == "completed"
     response = await client.post("/api/v1/exports", headers=operator_headers, json={"format": "csv", "filters": {"min_power_kw": 50}})
