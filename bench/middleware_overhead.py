@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from fastapi import FastAPI
-from search_http import SHARED_BENCH, free_port, run_load, wait_ready
+from search_http import SHARED_BENCH, free_port, run_load, start
 from synth import database_url
 
 from voltway.app import create_app
@@ -48,19 +47,8 @@ def app_without_middleware() -> FastAPI:
 def serve(stack: ExitStack, factory: str, port: int, env: dict[str, str], log: Path) -> str:
     command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port), "--workers", "1",
                "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "info"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, cwd=Path(__file__).parent, stdout=out, stderr=subprocess.STDOUT)
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-    stack.callback(stop)
     base = f"http://127.0.0.1:{port}"
-    wait_ready(f"{base}/health")
+    start(stack, command, env, Path(__file__).parent, f"{base}/health", log)
     return base
 
 

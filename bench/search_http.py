@@ -47,8 +47,15 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def start(stack: ExitStack, cmd: list[str], env: dict[str, str], cwd: Path | None, health: str) -> None:
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(
+    stack: ExitStack, cmd: list[str], env: dict[str, str], cwd: Path | None, health: str, log: Path | None = None
+) -> None:
+    """Start a server process (its output to `log`, else discarded), stopped when `stack` closes."""
+    if log is None:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    else:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
 
     def stop() -> None:
         proc.terminate()
