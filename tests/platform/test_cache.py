@@ -201,10 +201,8 @@ async def test_an_answer_computed_across_a_bump_is_never_served() -> None:
     assert await cache.get_or_set("ns", "k", fresh) == "after the write"
 
 
-@pytest.mark.usefixtures("backend")
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the file versions are SQLite's embedded mode
 async def test_embedded_processes_share_versions_through_the_sqlite_file(settings: Settings) -> None:
-    if not settings.is_sqlite:
-        pytest.skip("the file versions are the SQLite embedded mode's")
     path = sqlite_path(settings.database_url)
     one, two = TieredCache(), TieredCache()
     for c in (one, two):

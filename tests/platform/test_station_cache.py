@@ -119,11 +119,10 @@ async def test_a_write_through_one_server_is_seen_by_the_other_with_redis(
     await two_servers_agree(process_env(redis_settings), processes, db)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # without Redis, only the SQLite file is shared
 async def test_a_write_through_one_server_is_seen_by_the_other_embedded(
     settings: Settings, processes: Processes, db: Database
 ) -> None:
-    if not settings.is_sqlite:
-        pytest.skip("without Redis, processes share versions through the SQLite file only")
     await two_servers_agree(process_env(settings), processes, db)
 
 
