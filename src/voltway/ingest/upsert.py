@@ -38,7 +38,7 @@ from voltway.core.db import Database, utcnow
 from voltway.ingest.duplicates import DuplicateLink
 from voltway.stations.models import Connector, Station
 from voltway.stations.schemas import StationIn
-from voltway.stations.service import derived_columns
+from voltway.stations.service import SQLITE_CONNECTORS_JSON, derived_columns
 
 STATIONS: Table = Station.__table__  # type: ignore[assignment]
 CONNECTORS: Table = Connector.__table__  # type: ignore[assignment]
@@ -104,6 +104,15 @@ INSERTED_COLUMNS = (
 CONNECTOR_COLUMNS = ("station_id", "type", "type_name", "power_kw", "current", "quantity", "status")
 
 
+# SQLite: stations this engine is writing, inside its transaction (migration 0009); their connectors JSON is
+# rendered once per station by RENDER_PENDING_SQL before the commit, instead of once per connector row.
+PENDING = "pending"
+RENDER_PENDING_SQL = (
+    f"UPDATE stations SET connectors_json = {SQLITE_CONNECTORS_JSON} "
+    "WHERE id IN (SELECT value FROM json_each(?))"
+)
+
+
 def _placeholders(db: Database, count: int) -> str:
     return ", ".join("?" if db.is_sqlite else f"${i}" for i in range(1, count + 1))
 
@@ -118,6 +127,10 @@ def _statements(db: Database) -> tuple[str, str, str]:
     columns = ", ".join(INSERTED_COLUMNS)
     values = _placeholders(db, len(INSERTED_COLUMNS))
     updates = ", ".join(f"{name} = excluded.{name}" for name in UPDATED_COLUMNS)
+    if db.is_sqlite:  # mark the rows so the connector triggers skip them; `_render_connectors` renders them once
+        columns += ", connectors_json"
+        values += f", '{PENDING}'"
+        updates += f", connectors_json = '{PENDING}'"
     return (
         f"INSERT INTO stations ({columns}) VALUES ({values}) ON CONFLICT (source, external_id) DO UPDATE SET {updates}",
         f"INSERT INTO stations ({columns}) VALUES ({values}) RETURNING id",
@@ -239,6 +252,10 @@ class _Writer:
             connector_values = [values for e in to_write for values in _connector_values(e)]
             if connector_values:
                 await self.conn.exec_driver_sql(self.connectors_sql, connector_values)
+            if self.db.is_sqlite:
+                await self.conn.exec_driver_sql(
+                    RENDER_PENDING_SQL, (orjson.dumps([e.station_id for e in to_write]).decode(),)
+                )
         return (
             sum(not e.again for e in created),
             sum(not e.again for e in updated),

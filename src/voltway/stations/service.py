@@ -47,6 +47,13 @@ STATION_COLUMNS = (
     "s.updated_at, coalesce(s.connectors_json, '[]')"
 )
 CONNECTOR_COLUMNS = "c.station_id, c.id, c.type, c.type_name, c.power_kw, c.current, c.quantity, c.status"
+# The connectors of the row `stations` as SQLite renders them into `connectors_json` (as migration 0007's
+# triggers do), for writers that render a set of stations at once.
+SQLITE_CONNECTORS_JSON = (
+    "(SELECT json_group_array(json_object('id', c.id, 'type', c.type, 'type_name', c.type_name, "
+    "'power_kw', c.power_kw, 'current', c.current, 'quantity', c.quantity, 'status', c.status)) "
+    "FROM (SELECT * FROM connectors WHERE station_id = stations.id ORDER BY id) c)"
+)
 
 
 def _json_value(value: Any) -> Any:
