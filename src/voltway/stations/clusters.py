@@ -23,7 +23,7 @@ from voltway.core.errors import error_responses
 from voltway.core.geo import BOX_MARGIN_DEG, GeoBox
 from voltway.stations.dependencies import station_filters
 from voltway.stations.schemas import StationStatus
-from voltway.stations.search import StationFilters, _Sql, parse_bbox
+from voltway.stations.search import StationFilters, StationWhere, parse_bbox
 
 # Bounds on the grid: cells >= sqrt(area / MAX_CELLS) and >= longest side / MAX_SIDE. The features in a box
 # then number at most MAX_CELLS + 4 * MAX_SIDE + 4 (cells partly inside count on every side).
@@ -117,7 +117,7 @@ class ClusterCollection(BaseModel):
 @cached("stations", ttl=CACHE_SECONDS)
 async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) -> list[ClusterFeature]:
     """The clusters and single stations of the grid's cells (close ones merged), in cell order."""
-    where = _Sql(db.dialect)
+    where = StationWhere(db.dialect)
     extent = grid.extent()
     area = (extent.max_lat - extent.min_lat) * sum(east - west for west, east in extent.lon_ranges)
     if area < WIDE_AREA_DEG2:

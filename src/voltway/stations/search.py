@@ -127,7 +127,7 @@ def parse_bbox(value: str) -> GeoBox:
 
 
 # ---------------------------------------------------------------------------------------- builder
-class _Sql:
+class StationWhere:
     """Accumulates WHERE predicates over `stations s` and their named parameters."""
 
     def __init__(self, dialect: str) -> None:
@@ -209,7 +209,7 @@ def _statement(
     radius_km: float | None,
 ) -> tuple[str, dict[str, Any]]:
     """SELECT for one page: STATION_COLUMNS then the sort key; `radius_km` None means no distance limit."""
-    sql = _Sql(dialect)
+    sql = StationWhere(dialect)
     circle = None
     if query.origin is not None and radius_km is not None:
         circle = circle_box(*query.origin, radius_km)  # None: the circle covers the whole sphere
