@@ -23,9 +23,8 @@ from voltway.core.responses import FastJSONResponse
 from voltway.ingest.bulk import MAX_BULK_ITEMS, BulkResult, StatusItem, StatusResult, bulk_status, bulk_upsert
 from voltway.ingest.duplicates import link_duplicates_since
 from voltway.ingest.export import MEDIA_TYPES, ExportFormat, export_stations
-from voltway.stations.dependencies import Filters
+from voltway.stations.dependencies import AreaParams
 from voltway.stations.schemas import StationIn
-from voltway.stations.search import StationQuery, parse_bbox
 
 router = APIRouter(prefix="/stations", tags=["ingest"])
 
@@ -143,27 +142,10 @@ async def set_status(_key: OperatorKey, session: Session, request: Request) -> A
 )
 async def export(
     db: DB,
-    filters: Filters,
+    area: Annotated[AreaParams, Query()],
     format: Annotated[ExportFormat, Query(description="csv, geojson or json")] = ExportFormat.geojson,
-    lat: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False, description="Latitude")] = None,
-    lon: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False, description="Longitude")] = None,
-    radius_km: Annotated[
-        float | None, Query(ge=0, allow_inf_nan=False, description="Radius in km (needs lat, lon)")
-    ] = None,
-    bbox: Annotated[str | None, Query(description="minLon,minLat,maxLon,maxLat")] = None,
 ) -> StreamingResponse:
-    if (lat is None) != (lon is None) or (radius_km is not None and lat is None):
-        name = "radius_km" if lat is None and lon is None else ("lon" if lon is None else "lat")
-        raise InvalidInput(
-            f"invalid input: {name} (radius_km needs lat and lon, which go together)",
-            details=[{"field": name, "in": "query", "message": "radius_km needs lat and lon, which go together"}],
-        )
-    query = StationQuery(
-        origin=(lat, lon) if lat is not None and lon is not None else None,
-        radius_km=radius_km,
-        box=parse_bbox(bbox) if bbox is not None else None,
-        filters=filters,
-    )
+    query = area.query()
     return StreamingResponse(
         export_stations(db, fmt=format, query=query),
         media_type=MEDIA_TYPES[format],

@@ -4,7 +4,7 @@ Query parameters are declared as Pydantic models (`Annotated[Model, Query()]`): 
 model validation, several times cheaper per request than a dozen separately declared parameters.
 """
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from voltway.core.db import Session
 from voltway.stations.models import Station
 from voltway.stations.schemas import ConnectorType, CountryCode, Latitude, Longitude, StationStatus
-from voltway.stations.search import SortKey, StationFilters
+from voltway.stations.search import SortKey, StationFilters, StationQuery, invalid_query, parse_bbox
 from voltway.stations.service import get_station
 
 StationId = Annotated[int, Path(ge=1, description="The station's id")]
@@ -55,11 +55,30 @@ class FilterParams(BaseModel):
         )
 
 
-class SearchParams(FilterParams):
+class AreaParams(FilterParams):
+    """The filters plus the area: a point (sorted by distance), a radius around it, a bounding box."""
+
     lat: Latitude | None = Field(None, description="Latitude of the search point")
     lon: Longitude | None = Field(None, description="Longitude of the search point")
     radius_km: float | None = Field(None, ge=0, allow_inf_nan=False, description="Radius in km (needs lat and lon)")
     bbox: str | None = Field(None, description="minLon,minLat,maxLon,maxLat", examples=["13.2,52.4,13.6,52.6"])
+
+    def query(self, **paging: Any) -> StationQuery:
+        """The search these parameters ask for; a 422 naming the field when lat/lon/radius_km do not fit."""
+        if (self.lat is None) != (self.lon is None):
+            raise invalid_query("lon" if self.lon is None else "lat", "lat and lon go together")
+        if self.radius_km is not None and self.lat is None:
+            raise invalid_query("radius_km", "radius_km needs lat and lon")
+        return StationQuery(
+            origin=(self.lat, self.lon) if self.lat is not None and self.lon is not None else None,
+            radius_km=self.radius_km,
+            box=parse_bbox(self.bbox) if self.bbox is not None else None,
+            filters=self.filters(),
+            **paging,
+        )
+
+
+class SearchParams(AreaParams):
     sort: SortKey | None = Field(None, description="distance (default with lat/lon), id, power, rating")
     limit: int = Field(50, ge=1, le=500, description="Page size")
     cursor: str | None = Field(None, max_length=512, description="`next_cursor` of the previous page")

@@ -17,13 +17,7 @@ from voltway.core.responses import FastJSONResponse
 from voltway.stations import service
 from voltway.stations.dependencies import NearestParams, SearchParams, StationId, ValidStation
 from voltway.stations.schemas import StationIn, StationOut, StationPage, StationPatch
-from voltway.stations.search import (
-    StationQuery,
-    invalid_query,
-    nearest_stations,
-    parse_bbox,
-    search_stations,
-)
+from voltway.stations.search import nearest_stations, search_stations
 
 router = APIRouter(prefix="/stations", tags=["stations"])
 CACHED = "Answers are cached (ETag, `Cache-Control: public, max-age=30`, 304 on `If-None-Match`); every write makes them stale."
@@ -53,19 +47,7 @@ async def _cached(request: Request, page: Callable[[], Awaitable[Any]]) -> Respo
     responses=error_responses(422),
 )
 async def search(db: DB, request: Request, params: Annotated[SearchParams, Query()]) -> Any:
-    if (params.lat is None) != (params.lon is None):
-        raise invalid_query("lon" if params.lon is None else "lat", "lat and lon go together")
-    if params.radius_km is not None and params.lat is None:
-        raise invalid_query("radius_km", "radius_km needs lat and lon")
-    query = StationQuery(
-        origin=(params.lat, params.lon) if params.lat is not None and params.lon is not None else None,
-        radius_km=params.radius_km,
-        box=parse_bbox(params.bbox) if params.bbox is not None else None,
-        filters=params.filters(),
-        sort=params.sort,
-        limit=params.limit,
-        cursor=params.cursor,
-    )
+    query = params.query(sort=params.sort, limit=params.limit, cursor=params.cursor)
     return await _cached(request, lambda: search_stations(db, query=query, embed=True))
 
 
