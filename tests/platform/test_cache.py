@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REDIS_URL, PrivateRedis
+from tests.platform.conftest import REDIS_URL, PrivateRedis
 
 from voltway.core import cache as cache_module
 from voltway.core.cache import MISSING, MemoryTier, TieredCache, cache, cached, invalidate_on_commit

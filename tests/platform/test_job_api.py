@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from conftest import free_port, wait_for_job
+from tests.platform.conftest import free_port, wait_for_job
 
 from tests.ingest.conftest import bundled_ocm_samples
 from voltway.core.db import Database

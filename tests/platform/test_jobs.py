@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import wait_for_job
+from tests.platform.conftest import wait_for_job
 from sqlalchemy import select, update
 
 from voltway.core import jobs as jobs_module

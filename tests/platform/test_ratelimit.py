@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from conftest import REDIS_URL, PrivateRedis, Processes, free_port, process_env
+from tests.platform.conftest import REDIS_URL, PrivateRedis, Processes, free_port, process_env
 from fastapi import Depends, FastAPI
 
 from voltway.accounts.keys import create_key

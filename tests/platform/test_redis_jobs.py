@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Processes, process_env, wait_for_job
+from tests.platform.conftest import Processes, process_env, wait_for_job
 from fastapi import FastAPI
 
 from voltway.core.jobs import enqueue

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Processes, process_env, wait_for_job
+from tests.platform.conftest import Processes, process_env, wait_for_job
 from sqlalchemy import select
 
 from voltway.core.db import Database

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Processes, free_port, process_env, wait_for_job
+from tests.platform.conftest import Processes, free_port, process_env, wait_for_job
 
 from voltway.accounts.keys import create_key
 from voltway.accounts.models import Role
