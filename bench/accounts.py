@@ -10,7 +10,6 @@ cores, so read the figures as orders of magnitude on this machine, not as capaci
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,12 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from search_http import free_port
 
 
 def voltway(env: dict[str, str], *args: str) -> str:

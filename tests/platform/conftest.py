@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tests.browser import free_port
 from voltway.app import create_app
 from voltway.core.db import Database
 from voltway.core.jobs import FINISHED, Job
@@ -69,12 +70,6 @@ async def redis_prefix() -> AsyncIterator[str]:
 @pytest.fixture
 def redis_settings(settings: Settings, redis_prefix: str) -> Settings:
     return settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": redis_prefix})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PrivateRedis:

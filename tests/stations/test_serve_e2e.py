@@ -1,10 +1,8 @@
 """End to end: `voltway serve` as a real process on a free port, a key from `voltway keys create`, HTTP calls."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,15 +10,11 @@ import httpx
 import pytest
 from station_factories import make_station
 
+from tests.browser import voltway_server
+
 from voltway.core.geo import haversine_km
 
 VOLTWAY = str(Path(sys.executable).with_name("voltway"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -36,29 +30,8 @@ def server_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def server(server_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "serve.out").open("wb")
-    proc = subprocess.Popen([VOLTWAY, "serve", "--port", str(port)], env=server_env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"voltway serve did not start:\n{(tmp_path / 'serve.out').read_text()}")
-            time.sleep(0.2)
+    with voltway_server(tmp_path, env=server_env) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_serve_create_and_search_over_http(server: str, server_env: dict[str, str]) -> None:
