@@ -7,12 +7,13 @@ path); `response_model` documents the shape in OpenAPI.
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from voltway.accounts.dependencies import OperatorKey
 from voltway.core.cache import cached_response, invalidate_after_commit
 from voltway.core.db import DB, Session
 from voltway.core.errors import error_responses
+from voltway.core.query_model import QueryModel
 from voltway.core.responses import FastJSONResponse
 from voltway.stations import service
 from voltway.stations.dependencies import NearestParams, SearchParams, StationId, ValidStation
@@ -20,6 +21,7 @@ from voltway.stations.schemas import StationIn, StationOut, StationPage, Station
 from voltway.stations.search import nearest_stations, search_stations
 
 router = APIRouter(prefix="/stations", tags=["stations"])
+SEARCH_QUERY, NEAREST_QUERY = QueryModel(SearchParams), QueryModel(NearestParams)
 CACHED = "Answers are cached (ETag, `Cache-Control: public, max-age=30`, 304 on `If-None-Match`); every write makes them stale."
 
 
@@ -45,8 +47,9 @@ async def _cached(request: Request, page: Callable[[], Awaitable[Any]]) -> Respo
         "station as duplicates are left out. " + CACHED
     ),
     responses=error_responses(422),
+    openapi_extra=SEARCH_QUERY.openapi,
 )
-async def search(db: DB, request: Request, params: Annotated[SearchParams, Query()]) -> Any:
+async def search(db: DB, request: Request, params: Annotated[SearchParams, Depends(SEARCH_QUERY)]) -> Any:
     query = params.query(sort=params.sort, limit=params.limit, cursor=params.cursor)
     return await _cached(request, lambda: search_stations(db, query=query, embed=True))
 
@@ -58,8 +61,9 @@ async def search(db: DB, request: Request, params: Annotated[SearchParams, Query
     description="The `k` stations nearest to `lat`/`lon` at any distance, nearest first, with the search filters. "
     + CACHED,
     responses=error_responses(422),
+    openapi_extra=NEAREST_QUERY.openapi,
 )
-async def nearest(db: DB, request: Request, params: Annotated[NearestParams, Query()]) -> Any:
+async def nearest(db: DB, request: Request, params: Annotated[NearestParams, Depends(NEAREST_QUERY)]) -> Any:
     return await _cached(
         request,
         lambda: nearest_stations(db, lat=params.lat, lon=params.lon, k=params.k, filters=params.filters(), embed=True),
