@@ -24,6 +24,8 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
+import psutil
+
 from synth import database_url
 
 SHARED_BENCH = Path(os.environ.get("VOLTWAY_SHARED_BENCH", Path(__file__).resolve().parents[2] / "shared" / "bench"))
@@ -49,7 +51,7 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
 
 def start(
     stack: ExitStack, cmd: list[str], env: dict[str, str], cwd: Path | None, health: str, log: Path | None = None
-) -> None:
+) -> subprocess.Popen[bytes]:
     """Start a server process (its output to `log`, else discarded), stopped when `stack` closes."""
     if log is None:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -66,17 +68,36 @@ def start(
 
     stack.callback(stop)
     wait_ready(health)
+    return proc
 
 
-def run_load(base: str, paths: Path, args: argparse.Namespace, label: str, start_at: int) -> dict[str, float]:
+def run_load(
+    base: str, paths: Path, args: argparse.Namespace, label: str, start_at: int, server_pid: int | None = None
+) -> dict[str, float]:
+    """One load.py run; with `server_pid`, also the server's CPU time per request (`cpu_us`).
+
+    The CPU is sampled over the middle of the measured run (after the warm-up, a margin off each end): on a
+    shared machine it says what a request costs the server, where requests/s also says what else ran."""
     with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
-        subprocess.run(
+        load = subprocess.Popen(
             [sys.executable, str(SHARED_BENCH / "load.py"), base, str(paths), "-c", str(args.concurrency),
              "-d", str(args.duration), "--warmup", str(args.warmup), "--reps", "1", "--label", label,
              "--start", str(start_at), "--json-out", out.name],
-            check=True,
         )
-        return json.loads(Path(out.name).read_text().splitlines()[-1])
+        cpu_window = None
+        if server_pid is not None:
+            server, margin = psutil.Process(server_pid), min(1.0, args.duration / 5)
+            time.sleep(args.warmup + margin)
+            cpu0, t0 = sum(server.cpu_times()[:2]), time.monotonic()
+            time.sleep(args.duration - 2 * margin)
+            cpu_window = (sum(server.cpu_times()[:2]) - cpu0, time.monotonic() - t0)
+        if load.wait() != 0:
+            raise SystemExit(f"load.py failed against {base}")
+        result = json.loads(Path(out.name).read_text().splitlines()[-1])
+        if cpu_window is not None:
+            cpu, seconds = cpu_window
+            result["cpu_us"] = cpu / (result["rps"] * seconds) * 1e6
+        return result
 
 
 def main() -> None:
@@ -97,28 +118,33 @@ def main() -> None:
                "DATA_DIR": tmp, "CACHE_TTL": str(args.cache_ttl)}
         env.pop("REDIS_URL", None)
         voltway = Path(sys.executable).with_name("voltway")
-        start(stack, [str(voltway), "serve", "--port", str(voltway_port)], env, None,
-              f"http://127.0.0.1:{voltway_port}/health")
-        start(stack, [sys.executable, "-m", "uvicorn", "ceiling_app:app", "--port", str(ceiling_port), "--workers",
+        mine_proc = start(stack, [str(voltway), "serve", "--port", str(voltway_port)], env, None,
+                          f"http://127.0.0.1:{voltway_port}/health")
+        ceiling_proc = start(stack, [sys.executable, "-m", "uvicorn", "ceiling_app:app", "--port", str(ceiling_port), "--workers",
                       "1", "--loop", "uvloop", "--http", "httptools", "--log-level", "warning"],
               dict(os.environ), SHARED_BENCH, f"http://127.0.0.1:{ceiling_port}/health")
         ratios, results = [], {"voltway": [], "ceiling": []}
         for round_no in range(args.rounds):
             start_at = round_no * 97
-            mine = run_load(f"http://127.0.0.1:{voltway_port}", args.paths, args, "voltway", start_at)
-            ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", args.paths, args, "ceiling", start_at)
+            mine = run_load(f"http://127.0.0.1:{voltway_port}", args.paths, args, "voltway", start_at, mine_proc.pid)
+            ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", args.paths, args, "ceiling", start_at,
+                               ceiling_proc.pid)
             if mine["errors"]:
                 raise SystemExit(f"VoltWay answered {mine['errors']} requests with errors: {mine['statuses']}")
             results["voltway"].append(mine)
             results["ceiling"].append(ceiling)
             ratios.append(mine["ok_rps"] / ceiling["ok_rps"])
         med = {name: statistics.median(r["ok_rps"] for r in runs) for name, runs in results.items()}
+        cpu = {name: statistics.median(r["cpu_us"] for r in runs) for name, runs in results.items()}
         p50 = {name: statistics.median(r["p50_ms"] for r in runs) for name, runs in results.items()}
         print(
             f"\nmedian of {args.rounds} rounds (c={args.concurrency}, {args.duration:g} s each): "
             f"VoltWay {med['voltway']:.0f} req/s (p50 {p50['voltway']:.2f} ms), ceiling {med['ceiling']:.0f} req/s "
             f"(p50 {p50['ceiling']:.2f} ms); ratio {statistics.median(ratios):.1%} "
-            f"(per round: {', '.join(f'{r:.1%}' for r in ratios)})"
+            f"(per round: {', '.join(f'{r:.1%}' for r in ratios)})\n"
+            f"server CPU per request: VoltWay {cpu['voltway']:.0f} us, ceiling {cpu['ceiling']:.0f} us; "
+            f"ratio {cpu['ceiling'] / cpu['voltway']:.1%} (the ceiling's cost over VoltWay's: the throughput share "
+            "a server-bound run would show)"
         )
 
 

@@ -591,6 +591,7 @@ def cached(
 
 # ------------------------------------------------------------------------------------- HTTP answers
 ETAG_LENGTH = 18  # '"' + 16 hex digits + '"'
+_SCOPE_KEY = "voltway.cache_key"
 POPULAR_KEEP = 1000
 
 
@@ -599,11 +600,17 @@ def _tag(body: bytes) -> bytes:
 
 
 def scope_key(scope: Scope) -> str:
-    """Path and query string with the parameters sorted, so equivalent URLs share one entry."""
-    raw = scope.get("query_string", b"")
-    if not raw:
-        return scope["path"]
-    return scope["path"] + "?" + urlencode(sorted(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
+    """Path and query string with the parameters sorted, so equivalent URLs share one entry.
+
+    Kept in the scope: `CacheFront` and the route it passes a miss to need the same key."""
+    key: str | None = scope.get(_SCOPE_KEY)
+    if key is None:
+        raw = scope.get("query_string", b"")
+        key = scope["path"]
+        if raw:
+            key += "?" + urlencode(sorted(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
+        scope[_SCOPE_KEY] = key
+    return key
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
