@@ -1,7 +1,8 @@
 """Lookup and query-parameter dependencies for station routes (reusable by any route with a station id).
 
-Query parameters are declared as Pydantic models (`Annotated[Model, Query()]`): FastAPI validates them in one
-model validation, several times cheaper per request than a dozen separately declared parameters.
+Query parameters are declared as Pydantic models: one model validation per request, several times cheaper
+than a dozen separately declared parameters. The hot search routes validate them with `core.query_model`,
+which skips FastAPI's per-field inspection as well; other routes use `Annotated[Model, Query()]`.
 """
 
 from typing import Annotated, Any
