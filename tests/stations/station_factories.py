@@ -31,7 +31,7 @@ def make_station(**overrides: Any) -> dict[str, Any]:
 
 
 CONNECTOR_CODES = ("ccs2", "type2", "chademo", "nacs", "type1")
-OPERATORS = ("Ionity", "Allego", "Tesla", "EnBW", None)
+OPERATORS = ("Ionity", "Allego", "Tesla", "EnBW", "Énergie Ström", None)  # one non-ASCII: Unicode case folding
 STATUSES = ("available", "occupied", "out_of_service", "planned", "removed", "unknown")
 # Cluster centres: a city, the antimeridian, both poles' surroundings, the date line in the south.
 CLUSTERS = ((52.52, 13.4, 20.0), (0.0, 180.0, 50.0), (-16.5, -179.9, 30.0), (89.5, 40.0, 60.0),

@@ -172,7 +172,7 @@ def random_filters(rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.2:
         f["country"] = rng.choice(("de", "NZ"))
     if rng.random() < 0.2:
-        f["q"] = rng.choice(("charger 1", "TESLA", "welling", "independent"))
+        f["q"] = rng.choice(("charger 1", "TESLA", "welling", "independent", "ÉNERGIE", "ström c"))
     return f
 
 

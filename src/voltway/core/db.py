@@ -48,11 +48,21 @@ SQLITE_PRAGMAS = (
 )
 
 
+# SQLite's own lower() folds ASCII letters only; this one folds all of Unicode, as PostgreSQL's lower() does.
+SQLITE_UNICODE_LOWER = "unicode_lower"
+
+
+def _unicode_lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _apply_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Connection set-up: the pragmas and the `unicode_lower` SQL function."""
     cursor = dbapi_conn.cursor()
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+    dbapi_conn.create_function(SQLITE_UNICODE_LOWER, 1, _unicode_lower, deterministic=True)
 
 
 def sqlite_path(url: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from voltway.core.db import Database
+from voltway.core.db import SQLITE_UNICODE_LOWER, Database
 from voltway.core.errors import InvalidInput
 from voltway.core.geo import (
     HALF_CIRCUMFERENCE_KM,
@@ -165,6 +165,13 @@ class StationWhere:
         if exact:
             self.where.append(self.exact_box(box))
 
+    def lower(self, needle: str) -> str:
+        """The SQL function that lower-cases a column for comparing with `needle` lower-cased by Python.
+
+        SQLite's built-in lower() folds ASCII only, which is exact for an ASCII needle (and cheap: no Python
+        call per row); any other needle needs the Unicode fold of `core.db`'s `unicode_lower`."""
+        return SQLITE_UNICODE_LOWER if self.dialect == "sqlite" and not needle.isascii() else "lower"
+
     def filters(self, f: StationFilters) -> None:
         self.where.append("s.duplicate_of_id IS NULL")
         if f.status is not None:
@@ -172,14 +179,14 @@ class StationWhere:
         else:
             self.where.append("s.status <> 'removed'")
         if f.operator is not None:
-            self.where.append(f"lower(s.operator) = {self.param(f.operator.lower())}")
+            self.where.append(f"{self.lower(f.operator)}(s.operator) = {self.param(f.operator.lower())}")
         if f.country is not None:
             self.where.append(f"s.country = {self.param(f.country.upper())}")
         if f.text is not None:
             pattern = self.param("%" + _escape_like(f.text.lower()) + "%")
             self.where.append(
                 "(" + " OR ".join(
-                    f"lower(s.{column}) LIKE {pattern} ESCAPE '\\'"
+                    f"{self.lower(f.text)}(s.{column}) LIKE {pattern} ESCAPE '\\'"
                     for column in ("name", "address", "town", "operator")
                 ) + ")"
             )
