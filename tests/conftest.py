@@ -23,8 +23,9 @@ from voltway.core.db import Database
 from voltway.migrations import upgrade
 from voltway.settings import Settings
 
+from tests.processes import IN_CI
+
 PG_SERVER = os.environ.get("VOLTWAY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_MEMORY_THRESHOLD_MB = 64_000
 
 

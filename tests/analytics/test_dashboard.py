@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser import browser_page, chromium_path, voltway_server
+from tests.browser import browser_page, chromium_path
+from tests.processes import voltway_server
 
 CANVASES = ("chart-trends", "chart-hours", "chart-days", "chart-revenue", "chart-popular")
 

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.browser import free_port
+from tests.processes import free_port
 from voltway.app import create_app
 from voltway.core.metrics import MULTIPROC_ENV
 from voltway.settings import Settings

@@ -9,7 +9,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from tests.browser import run_chromium, voltway_server
+from tests.browser import run_chromium
+from tests.processes import voltway_server
 from voltway.core.docs import ERROR_EXAMPLES, example_from_schema
 
 ERROR_REF = "#/components/schemas/ErrorResponse"

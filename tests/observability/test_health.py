@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.browser import free_port
+from tests.processes import free_port
 from tests.conftest import TEST_MEMORY_THRESHOLD_MB
 from voltway import __version__
 from voltway.core.memory import start_memory_monitor

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tests.browser import free_port
+from tests.processes import free_port
 from voltway.app import create_app
 from voltway.core.db import Database
 from voltway.core.jobs import FINISHED, Job

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.browser import IN_CI, free_port, voltway_server
+from tests.processes import IN_CI, free_port, voltway_server
 from voltway.charging.status import record_status_change
 from voltway.core.db import Database
 from voltway.core.geo import unit_vector

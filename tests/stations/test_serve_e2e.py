@@ -10,7 +10,7 @@ import httpx
 import pytest
 from station_factories import make_station
 
-from tests.browser import voltway_server
+from tests.processes import voltway_server
 
 from voltway.core.geo import haversine_km
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser import browser_page, chromium_path, dump_dom, screenshot, voltway_server
+from tests.browser import browser_page, chromium_path, dump_dom, screenshot
+from tests.processes import voltway_server
 from voltway.accounts.keys import create_key
 from voltway.accounts.models import Role
 from voltway.core.db import Database
