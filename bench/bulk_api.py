@@ -1,15 +1,21 @@
 """POST /api/v1/stations/bulk with 1,000 stations (with connectors) against a real `voltway serve`.
 
     python bench/bulk_api.py [--database URL] [--runs 7]      # starts its own server on a fresh database
+    python bench/bulk_api.py --inprocess [--runs 7]           # CPU time of bulk_upsert, no server
 
 Starts `voltway serve` (one worker) on a fresh SQLite file (or `--database`, e.g. a PostgreSQL URL),
 creates an operator key with `voltway keys create`, then for each run posts 1,000 synthetic stations
 (`synth.generate`, 2-4 connectors each) three ways: new keys (all created), the same body again (all
 unchanged) and a changed body (all updated). Prints the median server time (`X-Process-Time`, from the
 request's arrival to the response headers) and the client's round trip for each. Target: <= 100 ms.
+
+With --inprocess it calls `ingest.bulk.bulk_upsert` (per-item validation, shaping, the upsert engine) on a
+fresh SQLite file in its own process and reports the process CPU time of each call (all threads, so the
+database's too): a figure a busy machine disturbs much less than the server time.
 """
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -40,11 +46,54 @@ def post(url: str, key: str, body: bytes) -> tuple[float, float, dict[str, Any]]
     return server, time.perf_counter() - started, answer
 
 
+def bodies(stations: list[dict[str, Any]], run: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(expected kind, items) of one run: new keys, the same items again, then changed items."""
+    batch = stations[run * BATCH : (run + 1) * BATCH]
+    changed = [{**s, "name": s["name"] + " (renamed)"} for s in batch]
+    return [("created", batch), ("unchanged", batch), ("updated", changed)]
+
+
+def inprocess(runs: int) -> None:
+    from voltway.core.db import Database
+    from voltway.ingest.bulk import bulk_upsert
+    from voltway.migrations import upgrade
+
+    stations = json.loads(json.dumps(list(generate(BATCH * (runs + 1), seed=11))))  # as a request body decodes
+    with tempfile.TemporaryDirectory() as tmp:
+        url = database_url(str(Path(tmp) / "bulk.db"))
+        upgrade(url)
+
+        async def measure() -> dict[str, list[float]]:
+            db = Database(url)
+            try:
+                await bulk_upsert(db, items=stations[-BATCH:])  # warm-up (not counted)
+                cpu: dict[str, list[float]] = {"created": [], "unchanged": [], "updated": []}
+                for run in range(runs):
+                    for kind, items in bodies(stations, run):
+                        started = time.process_time()
+                        result, _ = await bulk_upsert(db, items=items)
+                        cpu[kind].append(time.process_time() - started)
+                        if getattr(result, kind) != BATCH or result.errors:
+                            raise SystemExit(f"run {run} ({kind}): unexpected answer {result}")
+                return cpu
+            finally:
+                await db.dispose()
+
+        cpu = asyncio.run(measure())
+    print(f"bulk_upsert in-process, {BATCH} stations with connectors, process CPU, median of {runs} runs (SQLite):")
+    for kind, samples in cpu.items():
+        print(f"  {kind:<9} {statistics.median(samples) * 1000:6.1f} ms   (min {min(samples) * 1000:.1f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", help="a database URL (default: a fresh SQLite file)")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--inprocess", action="store_true", help="CPU time of bulk_upsert in this process")
     args = parser.parse_args()
+    if args.inprocess:
+        inprocess(args.runs)
+        return
 
     port = free_port()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
@@ -62,9 +111,7 @@ def main() -> None:
         post(endpoint, key, json.dumps(stations[-BATCH:]).encode())  # warm-up (not counted)
         times: dict[str, list[tuple[float, float]]] = {"created": [], "unchanged": [], "updated": []}
         for run in range(args.runs):
-            batch = stations[run * BATCH : (run + 1) * BATCH]
-            changed = [{**s, "name": s["name"] + " (renamed)"} for s in batch]
-            for kind, body in (("created", batch), ("unchanged", batch), ("updated", changed)):
+            for kind, body in bodies(stations, run):
                 server, client, answer = post(endpoint, key, json.dumps(body).encode())
                 if answer[kind] != BATCH or answer["errors"]:
                     raise SystemExit(f"run {run} ({kind}): unexpected answer {answer}")

@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from voltway.ingest.ocm import RecordError, parse_record
 from voltway.ingest.prices import parse_usage_cost
 from voltway.ingest.reference import bundled_reference, connector_code, status_code
-from voltway.stations.schemas import Price
+from voltway.ingest.upsert import CONNECTOR_COLUMNS, INSERTED_COLUMNS, StationRow
+from voltway.stations.schemas import Price, StationIn
 from tests.ingest.conftest import EXPECTED_CONNECTOR_BY_ID, EXPECTED_STATUS_BY_ID
 
 # The shared samples beside the repository (../shared/data/ocm); the tests read the bundled copies.
@@ -86,9 +88,21 @@ def _poi(**overrides: Any) -> dict[str, Any]:
     return poi
 
 
+def station_fields(row: StationRow) -> dict[str, Any]:
+    """A parsed row as the StationIn fields it stands for (the derived columns left out)."""
+    fields = dict(zip(INSERTED_COLUMNS, row.values, strict=False))
+    for derived in ("x", "y", "z", "max_power_kw"):
+        del fields[derived]
+    fields["price"] = orjson.loads(fields["price"]) if fields["price"] is not None else None
+    fields["connectors"] = [dict(zip(CONNECTOR_COLUMNS[1:], c, strict=True)) for c in row.connectors]
+    return fields
+
+
 def test_compact_record_maps_every_field() -> None:
-    station = parse_record(_poi(), bundled_reference())
-    assert station.model_dump(mode="json") == {
+    row = parse_record(_poi(), bundled_reference())
+    assert row.values[9:12] == pytest.approx((0.73621, 0.02055, 0.67644), abs=1e-5)  # unit vector of 42.5659N 1.5989E
+    assert row.values[17] == 50.0  # max_power_kw
+    assert station_fields(row) == {
         "source": "ocm",
         "external_id": "4242",
         "name": "Canillo Prat del Riu",
@@ -137,8 +151,8 @@ def test_compact_and_verbose_forms_of_the_same_poi_give_the_same_station(
     for record in ocm_samples["verbose-2020"]:
         titles = {(c.get("ConnectionType") or {}).get("Title") for c in record.get("Connections") or []}
         reference_titles = {ref.connection_types.get(c.get("ConnectionTypeID")) for c in record.get("Connections") or []}
-        from_verbose = parse_record(record, ref).model_dump()
-        from_compact = parse_record(_compact(record), ref).model_dump()
+        from_verbose = station_fields(parse_record(record, ref))
+        from_compact = station_fields(parse_record(_compact(record), ref))
         if titles != reference_titles:  # an older title: same code, OCM's own (older) wording kept
             for conn in from_verbose["connectors"] + from_compact["connectors"]:
                 conn.pop("type_name")
@@ -149,9 +163,22 @@ def test_compact_and_verbose_forms_of_the_same_poi_give_the_same_station(
     assert compared > 900
 
 
+def test_each_sample_row_is_the_row_of_its_validated_station(
+    ocm_samples: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The mapping shapes rows without StationIn: each row must be what validating its fields gives."""
+    ref = bundled_reference()
+    for record in (r for sample in ocm_samples.values() for r in sample):
+        row = parse_record(record, ref)
+        assert row == StationRow.of(StationIn.model_validate(station_fields(row))), record["ID"]
+
+
 @pytest.mark.parametrize(
     ("change", "code", "message"),
     [
+        ({"ID": "x" * 65}, "invalid", "external_id: String should have at most 64 characters"),
+        ({"AddressInfo": {"Latitude": 1, "Longitude": 2, "Country": {"ISOCode": "1A"}}}, "invalid",
+         "country: String should match pattern '^[A-Za-z]{2}$'"),
         ({"AddressInfo": {"Title": "x"}}, "missing_coordinates", "AddressInfo.Latitude is missing"),
         ({"AddressInfo": {"Latitude": 91, "Longitude": 0}}, "coordinates_out_of_range",
          "AddressInfo.Latitude 91.0 is outside [-90, 90]"),

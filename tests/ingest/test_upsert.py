@@ -1,8 +1,10 @@
 """The bulk upsert engine on both databases: classification, chunking, repeats, and a failing chunk."""
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from voltway.core.db import Database
@@ -162,3 +164,31 @@ async def test_a_source_failing_midway_keeps_the_chunks_already_handed_over(db: 
         await upsert_stations(db, items(), chunk_size=1000)
     assert await scalar(db, "SELECT count(*) FROM stations") == 1000  # the first chunk, whole
     assert await scalar(db, "SELECT count(*) FROM connectors") == 2000
+
+
+async def test_the_import_connection_settings_are_restored(db: Database) -> None:
+    """The engine changes its connection's settings while it writes (no mmap on SQLite, per-execution plans on
+    PostgreSQL); the connection goes back to the pool as it came."""
+    setting = "PRAGMA mmap_size" if db.is_sqlite else "SHOW plan_cache_mode"
+
+    async def current() -> set[Any]:
+        """The setting on every idle pooled connection, the engine's among them."""
+        async with contextlib.AsyncExitStack() as stack:
+            idle = max(1, db.engine.pool.checkedin())  # type: ignore[attr-defined]
+            conns = [await stack.enter_async_context(db.engine.connect()) for _ in range(idle)]
+            return {(await conn.exec_driver_sql(setting)).scalar_one() for conn in conns}
+
+    assert await current() == {268435456 if db.is_sqlite else "auto"}
+    await upsert_stations(db, numbered([make_station(n) for n in range(3)]))
+    assert await current() == {268435456 if db.is_sqlite else "auto"}
+
+
+async def test_connectors_are_stored_and_rendered_in_the_items_order(db: Database) -> None:
+    """A chunk's connectors go in with one statement on PostgreSQL (arrays), an executemany on SQLite."""
+    stations = [make_station(n, connectors=[{"type": t, "power_kw": p} for t, p in (("ccs2", 150.5), ("chademo", 50))])
+                for n in range(1500)]  # fmt: skip
+    await upsert_stations(db, numbered(stations), chunk_size=1000)
+    rows = await db.fetch("SELECT external_id, connectors_json FROM stations WHERE external_id IN ('s0', 's1499')", {})
+    for _external_id, text in rows:
+        assert [(c["type"], c["power_kw"]) for c in orjson.loads(text)] == [("ccs2", 150.5), ("chademo", 50)]
+    assert await scalar(db, "SELECT count(*) FROM connectors") == 3000

@@ -5,7 +5,7 @@ anyway would make a retried request create the same stations twice. `POST /api/v
 station without one.
 """
 
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from voltway.core.cache import invalidate
 from voltway.core.db import Database, utcnow
 from voltway.core.metrics import IMPORT_ROWS
 from voltway.ingest.duplicates import link_duplicates_since
-from voltway.ingest.upsert import ItemError, UpsertReport, upsert_stations
+from voltway.ingest.upsert import ItemError, Items, UpsertReport, upsert_stations
 from voltway.stations.models import Station
 from voltway.stations.schemas import StationIn, StationStatus
 
@@ -59,7 +59,7 @@ def validate_station(data: Any, *, index: int, prefix: str = "") -> StationIn | 
 # --------------------------------------------------------------------------------------- station upsert
 async def import_stations(
     db: Database,
-    items: Iterable[tuple[int, StationIn]] | AsyncIterable[tuple[int, StationIn]],
+    items: Items,
     *,
     invalid: list[ItemError],
     feed: str,

@@ -23,9 +23,8 @@ from voltway.core.db import Database
 from voltway.ingest.ocm import RecordError, parse_record
 from voltway.ingest.reference import Reference, bundled_reference
 from voltway.ingest.bulk import import_stations
-from voltway.ingest.upsert import ItemError, UpsertReport
+from voltway.ingest.upsert import ItemError, StationRow, UpsertReport
 from voltway.settings import Settings
-from voltway.stations.schemas import StationIn
 
 READ_SIZE = 64 * 1024
 
@@ -143,7 +142,7 @@ def _first_line(exc: Exception) -> str:
 
 
 class OcmReader:
-    """Yields `(index, StationIn)` for each usable POI; rejections and the stop reason land in `report`."""
+    """Yields `(index, StationRow)` for each usable POI; rejections and the stop reason land in `report`."""
 
     def __init__(self, report: ImportReport, *, reference: Reference | None = None, country: str | None = None):
         self.report = report
@@ -155,7 +154,7 @@ class OcmReader:
     def bytes_read(self) -> int:
         return self.stream.position if self.stream is not None else 0
 
-    async def stations(self, source: ByteSource) -> AsyncIterator[tuple[int, StationIn]]:
+    async def stations(self, source: ByteSource) -> AsyncIterator[tuple[int, StationRow]]:
         stream = self.stream = Rewindable(source)
         prefix = await _array_prefix(stream)
         try:
@@ -163,14 +162,14 @@ class OcmReader:
                 index = self.report.records
                 self.report.records += 1
                 try:
-                    station = parse_record(raw, self.reference)
+                    row = parse_record(raw, self.reference)
                 except RecordError as exc:
                     self.report.rejected.append(ItemError(index=index, code=exc.code, message=exc.message))
                     continue
-                if self.country and station.country != self.country:
+                if self.country and row.country != self.country:
                     self.report.skipped += 1
                     continue
-                yield index, station
+                yield index, row
         except ijson.JSONError as exc:
             message = _first_line(exc)
             code = "truncated_json" if "premature EOF" in message else "malformed_json"
