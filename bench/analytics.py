@@ -1,6 +1,7 @@
 """Analytics over 1,000,000 charging sessions at 10,000 stations: every endpoint's query over a 90-day window,
-from the hourly rollups and from raw rows (`rollups=false`), measured in-process (the service functions, no
-HTTP).
+from the rollups (hourly rows, running totals per station, driver-gap counts, review hours: see
+analytics/models.py) and from raw rows (`rollups=false`), measured in-process (the service functions, no HTTP).
+Each query runs `--runs` + 1 times (the first warms the caches and is not counted): median and p95 in ms.
 
     python bench/analytics.py /tmp/analytics.db                   # SQLite: load once, then measure
     python bench/analytics.py postgresql+asyncpg://postgres@127.0.0.1/bench_analytics
@@ -8,7 +9,8 @@ HTTP).
 
 The sessions are bulk-inserted directly (no API), spread over the last `--days` days (default 90, so the
 90-day window holds all of them) with a daily rhythm, quieter weekends and busier fast chargers; then the
-rollups are rebuilt (timed). Buckets are in Europe/Berlin (a DST zone).
+rollups are rebuilt (timed; the review hours are kept by triggers as the reviews are inserted). Buckets are in
+Europe/Berlin (a DST zone). Figures and where the time goes: bench/README.md (Analytics).
 """
 
 import argparse

@@ -63,6 +63,12 @@ class Plan:
     start: int
     split: int
     end: int
+    rolled_through: int | None = None
+
+    @property
+    def reaches_through(self) -> bool:
+        """The rolled-up part ends where the rollups end: its end totals are the latest ones."""
+        return self.split > self.start and self.split == self.rolled_through
 
     @property
     def source(self) -> str:
@@ -74,7 +80,7 @@ class Plan:
 def plan(start: int, end: int, window: Window, rolled_through: int | None, use_rollups: bool) -> Plan:
     if not use_rollups or rolled_through is None or not window.rollups_exact or rolled_through <= start:
         return Plan(start, start, end)
-    return Plan(start, min(end, rolled_through), end)
+    return Plan(start, min(end, rolled_through), end, rolled_through)
 
 
 def _bigint(d: Dialect, name: str) -> str:
@@ -151,42 +157,56 @@ def series_facts(
     return ctes, " UNION ALL ".join(selects)
 
 
-def station_facts(
-    d: Dialect, scope: Scope, p: Plan, window: Window, params: dict[str, Any]
-) -> tuple[list[str], str]:
-    """(CTEs, SELECT) of `(station_id, currency, measures...)` rows (several per station may appear)."""
+def station_facts(d: Dialect, scope: Scope, p: Plan, window: Window, params: dict[str, Any]) -> list[str]:
+    """CTEs ending with `per(station_id, currency, measures...)`: the window's totals, one row per station and
+    currency (rows of zeros may appear). The rolled-up part is each key's running total at the split (its latest
+    one when the split is where the rollups end) less its total at the start; the raw part is added per key, and
+    keys new since the rollups come from the raw part alone."""
     ctes: list[str] = []
-    selects: list[str] = []
+    parts: list[str] = []
+    raw = p.end > p.split
+    if raw:
+        ctes += raw_ctes(d, scope, p.split, p.end, window.now, HOUR, params)
+        sums = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
+        facts = " UNION ALL ".join(raw_selects(d, with_station=True))
+        ctes.append(
+            f"raw_per AS MATERIALIZED (SELECT station_id, currency, {sums} FROM ({facts}) r "
+            f"GROUP BY station_id, currency)"
+        )
     if p.split > p.start:
         params.update(tot_a=p.start, tot_b=p.split)
         where = scope.where(params, "k.station_id")
         join = "JOIN stations s ON s.id = k.station_id" if scope.needs_stations else ""
-        latest = (
-            "(SELECT MAX(x.hour) FROM analytics_station_totals x WHERE x.station_id = k.station_id "
-            "AND x.currency = k.currency AND x.hour < {bound})"
+
+        def total_before(m: str, bound: str) -> str:
+            """Measure `m` of the key's running total before `bound`: 0 when its first hour is not before it (no
+            seek). Scalar subqueries, not joins: PostgreSQL would hash the whole totals table for a join."""
+            b = _bigint(d, bound)
+            return (
+                f"COALESCE(CASE WHEN k.first_hour < {b} THEN (SELECT x.{m} FROM analytics_station_totals x "
+                f"WHERE x.station_id = k.station_id AND x.currency = k.currency AND x.hour < {b} "
+                f"ORDER BY x.hour DESC LIMIT 1) END, 0)"
+            )
+
+        tail_join = "LEFT JOIN raw_per r ON r.station_id = k.station_id AND r.currency = k.currency" if raw else ""
+        measures = ", ".join(
+            f"{f'k.{m}' if p.reaches_through else total_before(m, 'tot_b')} - {total_before(m, 'tot_a')}"
+            f"{f' + COALESCE(r.{m}, 0)' if raw else ''} AS {m}"
+            for m in MEASURES
         )
-        ctes.append(
-            # Materialized: the latest-hour lookups run once per key, not again in each join below.
-            f"""tot_keys AS MATERIALIZED (
-            SELECT k.station_id, k.currency, {latest.format(bound=_bigint(d, "tot_b"))} AS hb,
-                {latest.format(bound=_bigint(d, "tot_a"))} AS ha
-            FROM analytics_station_currencies k {join} WHERE {where})"""
+        parts.append(
+            f"SELECT k.station_id, k.currency, {measures} FROM analytics_station_currencies k {join} {tail_join} "
+            f"WHERE {where}"
         )
-        diffs = ", ".join(f"COALESCE(b.{m}, 0) - COALESCE(a.{m}, 0) AS {m}" for m in MEASURES)
-        selects.append(
-            f"""SELECT k.station_id, k.currency, {diffs} FROM tot_keys k
-            LEFT JOIN analytics_station_totals b
-                ON b.station_id = k.station_id AND b.currency = k.currency AND b.hour = k.hb
-            LEFT JOIN analytics_station_totals a
-                ON a.station_id = k.station_id AND a.currency = k.currency AND a.hour = k.ha
-            WHERE k.hb IS NOT NULL"""
-        )
-    if p.end > p.split:
-        ctes += raw_ctes(d, scope, p.split, p.end, window.now, HOUR, params)
-        sums = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
-        raw = " UNION ALL ".join(raw_selects(d, with_station=True))
-        selects.append(f"SELECT station_id, currency, {sums} FROM ({raw}) r GROUP BY station_id, currency")
-    return ctes, " UNION ALL ".join(selects)
+        if raw:
+            parts.append(
+                "SELECT * FROM raw_per r WHERE NOT EXISTS (SELECT 1 FROM analytics_station_currencies k "
+                "WHERE k.station_id = r.station_id AND k.currency = r.currency)"
+            )
+    elif raw:
+        parts.append("SELECT * FROM raw_per")
+    ctes.append(f"per AS ({' UNION ALL '.join(parts)})")
+    return ctes
 
 
 def with_clause(ctes: list[str]) -> str:

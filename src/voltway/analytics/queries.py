@@ -13,9 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.analytics.facts import MEASURES, Plan, Scope, plan, series_facts, station_facts, with_clause
-from voltway.analytics.models import ALL
+from voltway.analytics.models import ALL, GAP_CAP
 from voltway.analytics.rollups import dialect_of, rolled_through
-from voltway.analytics.window import DAY, HOUR, Dialect, Window, epoch
+from voltway.analytics.window import DAY, HOUR, Window, epoch
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 UNAVAILABLE = ("out_of_service", "removed", "planned")
@@ -33,17 +33,23 @@ class Query:
 
 async def _rows(session: AsyncSession, sql: str, params: dict[str, Any]) -> list[Any]:
     if not dialect_of(session).sqlite:
-        # PostgreSQL's JIT compiles these plans for ~100 ms, more than most of them take to run.
-        await session.execute(text("SET LOCAL jit = off"))
+        # PostgreSQL's JIT compiles these plans for ~100 ms, more than most of them take to run; a prepared
+        # statement run a sixth time may switch to a generic plan, blind to the window and the cube cell (a
+        # trends query went from 50 ms to over a second): plan for the actual values every time; and the
+        # per-station aggregates (10,000s of groups) spill to disk in the default 4 MB of work memory.
+        await session.execute(text(
+            "SELECT set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true), "
+            "set_config('work_mem', '64MB', true)"
+        ))
     return list((await session.execute(text(sql), params)).all())
 
 
 def kwh(wh: Any) -> float:
-    return round((wh or 0) / 1000, 3)
+    return round(int(wh or 0) / 1000, 3)  # int(): PostgreSQL sums bigints as numeric
 
 
 def amount(cents: Any) -> float:
-    return round((cents or 0) / 100, 2)
+    return round(int(cents or 0) / 100, 2)
 
 
 def _window_info(q: Query, p: Plan) -> dict[str, Any]:
@@ -160,12 +166,16 @@ async def _unique_drivers(
     """Distinct drivers per local bucket of the window and per period (0 = previous, 1 = the window).
 
     Distinct counts do not add up across hours. Each range (a bucket's local midnights, from zoneinfo) is
-    counted by correlated subqueries: its rolled-up hours [lo, rhi) from `analytics_driver_hours` (rows whose
-    previous hour is before lo: one per driver, so a plain count), and its open tail [tlo, hi) from the
-    sessions, by the covering index (started_at, user_id, station_id), leaving out drivers already counted in
-    the rolled-up part. Without usable driver hours (station or bbox filter, raw answers) the whole range is
-    tail. The window's rolled-up drivers are not scanned again: they are the rows of the buckets whose previous
-    hour is before the window, counted in the same pass (in the high bits of each bucket's count)."""
+    counted by correlated subqueries: its rolled-up hours [lo, rhi) from the cube cell's driver rollups, and its
+    open tail [tlo, hi) from the sessions, by the covering index (started_at, user_id, station_id), leaving out
+    drivers already counted in the rolled-up part. Without usable driver rollups (station or bbox filter, raw
+    answers) the whole range is tail. The rolled-up part of a range is, by the cheapest exact means:
+    - a day (at most GAP_CAP hours): the sum of `analytics_driver_gaps` rows whose gap reaches back before lo;
+    - the window, when it reaches the end of the rollups: the drivers active since its start, a plain sum of
+      `analytics_driver_gaps` from lo on;
+    - otherwise the rows of `analytics_driver_hours` whose previous hour is before lo: one per driver. The
+      window's drivers are then the rows of the buckets whose previous hour is before the window, counted in
+      the same pass (in the high bits of each bucket's count) when the buckets are counted that way."""
     d = dialect_of(session)
     cube = p.split > p.start and not q.scope.station_level
     split = p.split if cube else p.start
@@ -175,6 +185,8 @@ async def _unique_drivers(
         lo = _local_midnight(q, first_day)
         hi = _local_midnight(q, first_day + (1 if interval == "day" else 7))
         ranges.append((b, max(lo, q.window.start), min(hi, q.window.end)))
+    by_gaps = cube and all(hi - lo <= GAP_CAP * HOUR for _k, lo, hi in ranges[2:])
+    since = cube and p.reaches_through
     params: dict[str, Any] = {"cube_country": q.scope.country or ALL, "cube_operator": q.scope.operator or ALL}
     values = []
 
@@ -187,14 +199,20 @@ async def _unique_drivers(
         values.append(f"({typed(f'uk{i}', 'INTEGER')}, {typed(f'ulo{i}', 'BIGINT')}, {typed(f'urhi{i}', 'BIGINT')}, "
                       f"{typed(f'utlo{i}', 'TIMESTAMPTZ')}, {typed(f'uhi{i}', 'TIMESTAMPTZ')})")
     params["window_start"] = q.window.start
-    cell = "x.country = :cube_country AND x.operator = :cube_operator AND x.hour >= b.lo AND x.hour < b.rhi"
-    rolled = (
-        f"CASE WHEN b.k = -2 THEN 0 ELSE (SELECT COALESCE(SUM(CASE WHEN x.prev_hour < b.lo THEN 1 ELSE 0 END) "
+    in_cell = "x.country = :cube_country AND x.operator = :cube_operator AND x.hour >= b.lo"
+    cell = f"{in_cell} AND x.hour < b.rhi"
+    scan = (
+        f"(SELECT COALESCE(SUM(CASE WHEN x.prev_hour < b.lo THEN 1 ELSE 0 END) "
         f"+ SUM(CASE WHEN x.prev_hour < {typed('window_start', 'BIGINT')} THEN {PACK} ELSE 0 END), 0) "
-        f"FROM analytics_driver_hours x WHERE {cell}) END"
-        if cube
-        else "0"
+        f"FROM analytics_driver_hours x WHERE {cell})"
     )
+    new_in_range = (
+        f"(SELECT COALESCE(SUM(x.n), 0) FROM analytics_driver_gaps x WHERE {cell} AND x.gap * {HOUR} > x.hour - b.lo)"
+    )
+    active_since = f"(SELECT COALESCE(SUM(x.n), 0) FROM analytics_driver_gaps x WHERE {in_cell})"
+    window_in_buckets = not by_gaps and not since  # the window's rolled drivers from the buckets' high bits
+    window = active_since if since else ("0" if window_in_buckets else scan)
+    rolled = f"CASE WHEN b.k = -2 THEN {window} WHEN b.k = -1 THEN {scan} ELSE {new_in_range if by_gaps else scan} END"
     seen = f" AND NOT EXISTS (SELECT 1 FROM analytics_driver_hours x WHERE {cell} AND x.user_id = cs.user_id)"
     join = d.sessions_first_join() if q.scope.needs_stations else ""
     tail = (
@@ -203,9 +221,12 @@ async def _unique_drivers(
         f"AND {q.scope.where(params, 'cs.station_id')}{seen if cube else ''})"
     )
     rows = await _rows(session, f"WITH b(k, lo, rhi, tlo, hi) AS (VALUES {', '.join(values)}) "
-                                f"SELECT b.k, {rolled}, {tail} FROM b", params)
+                                f"SELECT b.k, {rolled if cube else '0'}, CASE WHEN b.tlo < b.hi THEN {tail} ELSE 0 END "
+                                f"FROM b", params)
     counts = {int(k): int(packed) % PACK + int(n) for k, packed, n in rows}
-    in_window = sum(int(packed) // PACK for k, packed, _n in rows if int(k) >= 0) + counts.get(-2, 0)
+    in_window = counts.get(-2, 0)
+    if window_in_buckets:
+        in_window += sum(int(packed) // PACK for k, packed, _n in rows if int(k) >= 0)
     return {b: counts.get(b, 0) for b in buckets}, {0: counts.get(-1, 0), 1: in_window}
 
 
@@ -270,13 +291,6 @@ async def trends(session: AsyncSession, *, q: Query, interval: Literal["day", "w
     }
 
 
-def _per_station_ctes(d: Dialect, q: Query, p: Plan, params: dict[str, Any]) -> list[str]:
-    """CTEs ending with `per (station_id, currency, measures...)`: the window's totals per station and currency."""
-    ctes, facts = station_facts(d, q.scope, p, q.window, params)
-    sums = ", ".join(f"SUM({m}) AS {m}" for m in MEASURES)
-    return [*ctes, f"per AS (SELECT station_id, currency, {sums} FROM ({facts}) f GROUP BY station_id, currency)"]
-
-
 async def popular(
     session: AsyncSession,
     *,
@@ -298,7 +312,7 @@ async def popular(
               ORDER BY {order} DESC, station_id LIMIT :limit) r
         JOIN stations s ON s.id = r.station_id
         JOIN per ON per.station_id = r.station_id"""
-    ctes = _per_station_ctes(dialect_of(session), q, p, params)
+    ctes = station_facts(dialect_of(session), q.scope, p, q.window, params)
     rows = await _rows(session, f"{with_clause(ctes)}{select} ORDER BY r.{order} DESC, r.station_id", params)
     items: dict[int, dict[str, Any]] = {}
     for station_id, name, operator, country, sessions, energy, occupied, cur, revenue in rows:
@@ -339,7 +353,7 @@ async def revenue(
                 SUM(per.revenue_cents)
             FROM per JOIN stations s ON s.id = per.station_id GROUP BY {group}, per.currency
             HAVING SUM(per.sessions) > 0"""
-        ctes = _per_station_ctes(dialect_of(session), q, p, params)
+        ctes = station_facts(dialect_of(session), q.scope, p, q.window, params)
         rows = await _rows(session, f"{with_clause(ctes)}{select} ORDER BY 6 DESC, 1 LIMIT :limit", params)
         keyed = [(str(k), label, cur, s, e, r) for k, label, cur, s, e, r in rows]
     out = [
@@ -376,19 +390,19 @@ async def utilization(session: AsyncSession, *, q: Query, limit: int) -> dict[st
     w0, w1 = q.window.start, q.window.measured_end
     params: dict[str, Any] = {"limit": limit, "u_w0": w0, "u_w1": w1, "u_w1_ts": d.timestamp_param(w1)}
     big = (lambda n: f":{n}") if d.sqlite else (lambda n: f"CAST(:{n} AS BIGINT)")
-    scope_where = q.scope.where(params)
+    stations = "JOIN stations s ON s.id = {}.station_id" if q.scope.needs_stations else ""
     changed = d.epoch("h.changed_at")
     unavailable = ", ".join(f"'{u}'" for u in UNAVAILABLE)
     unavailable_until = d.least(f"COALESCE(hist.t1, {big('u_w1')})", big("u_w1"))
     unavailable_from = d.greatest("hist.t0", big("u_w0"))
     ctes = [
-        *_per_station_ctes(d, q, p, params),
-        f"""cap AS (SELECT c.station_id, SUM(c.quantity) AS n FROM connectors c JOIN stations s ON s.id = c.station_id
-            WHERE {scope_where} GROUP BY c.station_id)""",
+        *station_facts(d, q.scope, p, q.window, params),
+        f"""cap AS (SELECT c.station_id, SUM(c.quantity) AS n FROM connectors c {stations.format("c")}
+            WHERE {q.scope.where(params, "c.station_id")} GROUP BY c.station_id)""",
         f"""hist AS (
             SELECT h.station_id, h.connector_id, h.status, {changed} AS t0,
                 LEAD({changed}) OVER (PARTITION BY h.station_id, h.connector_id ORDER BY h.changed_at, h.id) AS t1
-            FROM status_history h JOIN stations s ON s.id = h.station_id
+            FROM status_history h {stations.format("h")}
             WHERE h.changed_at < :u_w1_ts AND {q.scope.where(params, "h.station_id")}
               AND (h.status IN ({unavailable}) OR h.previous_status IN ({unavailable})))""",
         f"""down AS (
@@ -399,73 +413,96 @@ async def utilization(session: AsyncSession, *, q: Query, limit: int) -> dict[st
             LEFT JOIN connectors c ON c.id = hist.connector_id
             WHERE hist.status IN ({unavailable}) AND {unavailable_until} > {unavailable_from}
             GROUP BY hist.station_id)""",
-        """occ AS (SELECT station_id, SUM(occupied_s) AS occupied_s, SUM(sessions) AS sessions
-            FROM per GROUP BY station_id)""",
     ]
+    params["u_span"] = w1 - w0
+    # One pass per station over its connectors, its facts and its downtime (the stations with connectors).
+    ctes.append(
+        f"""u AS (SELECT station_id, SUM(n) AS n, SUM(occupied_s) AS occupied_s, SUM(sessions) AS sessions,
+            {d.greatest(f"SUM(n) * {big('u_span')} - SUM(down_s)", "0")} AS available
+        FROM (SELECT c.station_id, c.quantity AS n, 0 AS occupied_s, 0 AS sessions, 0 AS down_s, 1 AS listed
+              FROM connectors c {stations.format("c")} WHERE {q.scope.where(params, "c.station_id")}
+              UNION ALL SELECT station_id, 0, occupied_s, sessions, 0, 0 FROM per
+              UNION ALL SELECT station_id, 0, 0, 0, seconds, 0 FROM down) x
+        GROUP BY station_id HAVING SUM(listed) > 0)"""
+    )
+    # Ranked, limited and rounded in SQL (names looked up for the top rows only); the row whose station_id is
+    # NULL is the overall figure.
     rows = await _rows(
         session,
-        f"""{with_clause(ctes)}SELECT cap.station_id, s.name, s.operator, cap.n, COALESCE(occ.occupied_s, 0),
-            COALESCE(occ.sessions, 0), COALESCE(down.seconds, 0)
-        FROM cap JOIN stations s ON s.id = cap.station_id
-        LEFT JOIN occ ON occ.station_id = cap.station_id
-        LEFT JOIN down ON down.station_id = cap.station_id""",
+        f"""{with_clause(ctes)}SELECT top.station_id, s.name, s.operator, n, occupied_s, sessions, available,
+            utilization FROM (
+                SELECT station_id, n, occupied_s, sessions, available,
+                    {d.ratio("occupied_s", "available", 4)} AS utilization
+                FROM u ORDER BY utilization DESC, station_id LIMIT :limit) top
+            JOIN stations s ON s.id = top.station_id
+        UNION ALL
+        SELECT NULL, NULL, NULL, COUNT(*), SUM(occupied_s), NULL, SUM(available),
+            {d.ratio("SUM(occupied_s)", "SUM(available)", 4)} FROM u""",
         params,
     )
-    span = w1 - w0
-    items = []
-    total_occupied = total_available = 0
-    for station_id, name, operator, n, occupied, sessions, down in rows:
-        available = max(int(n) * span - int(down), 0)
-        total_occupied += int(occupied)
-        total_available += available
-        items.append(
-            {
-                "station_id": station_id,
-                "name": name,
-                "operator": operator,
-                "connectors": int(n),
-                "sessions": int(sessions),
-                "occupied_hours": round(int(occupied) / HOUR, 3),
-                "available_hours": round(available / HOUR, 3),
-                "utilization": round(int(occupied) / available, 4) if available else 0.0,
-            }
-        )
-    items.sort(key=lambda i: (-i["utilization"], i["station_id"]))
+    overall = next(r for r in rows if r[0] is None)
+    top = sorted((r for r in rows if r[0] is not None), key=lambda r: (-r[7], r[0]))
+    items = [
+        {
+            "station_id": station_id,
+            "name": name,
+            "operator": operator,
+            "connectors": int(n),
+            "sessions": int(sessions),
+            "occupied_hours": round(int(occupied) / HOUR, 3),
+            "available_hours": round(int(available) / HOUR, 3),
+            "utilization": float(utilization),
+        }
+        for station_id, name, operator, n, occupied, sessions, available, utilization in top
+    ]
     return {
         "window": _window_info(q, p),
-        "overall": round(total_occupied / total_available, 4) if total_available else 0.0,
-        "stations": len(items),
-        "items": items[:limit],
+        "overall": float(overall[7] or 0),
+        "stations": int(overall[3]),
+        "items": items,
     }
 
 
 async def ratings(session: AsyncSession, *, q: Query, windowed: bool, limit: int) -> dict[str, Any]:
     """Average, count and 1-5 distribution of reviews per station and per operator (reviews updated in the
-    window when one is asked for)."""
+    window when one is asked for): sums of `analytics_review_hours`, or with `rollups=false` the reviews
+    themselves (the window is on whole hours, so both count the same reviews)."""
     params: dict[str, Any] = {"limit": limit}
     d = dialect_of(session)
-    where = q.scope.where(params)
+    if q.use_rollups:
+        source, bounds = "analytics_review_hours r", (q.window.start, q.window.end)
+        counts = ["SUM(r.n)", "SUM(r.total)", *(f"SUM(r.d{i})" for i in range(1, 6))]
+        in_window = "r.hour >= :r_a AND r.hour < :r_b" if d.sqlite else (
+            "r.hour >= CAST(:r_a AS BIGINT) AND r.hour < CAST(:r_b AS BIGINT)")
+    else:
+        source, bounds = "reviews r", (d.timestamp_param(q.window.start), d.timestamp_param(q.window.end))
+        counts = ["COUNT(*)", "SUM(r.rating)",
+                  *(f"SUM(CASE WHEN r.rating = {i} THEN 1 ELSE 0 END)" for i in range(1, 6))]
+        in_window = "r.updated_at >= :r_a AND r.updated_at < :r_b"
+    where = q.scope.where(params, "r.station_id")
     if windowed:
-        params.update(r_a=d.timestamp_param(q.window.start), r_b=d.timestamp_param(q.window.end))
-        where += " AND r.updated_at >= :r_a AND r.updated_at < :r_b"
-    dist = ", ".join(f"SUM(CASE WHEN r.rating = {i} THEN 1 ELSE 0 END) AS d{i}" for i in range(1, 6))
-    sums = ", ".join(f"SUM(d{i})" for i in range(1, 6))
-    cols = ", ".join(f"d{i}" for i in range(1, 6))
-    # One pass over the reviews (grouped by s.id: SQLite walks the stations in id order, reading each one's
-    # reviews from the covering index, with no sort); the operators are summed from the per-station rows.
+        params.update(r_a=bounds[0], r_b=bounds[1])
+        where += f" AND {in_window}"
+    join = "JOIN stations s ON s.id = r.station_id" if q.scope.needs_stations else ""
+    names = ("n", "total", *(f"d{i}" for i in range(1, 6)))
+    per_cols = ", ".join(f"{c} AS {n}" for c, n in zip(counts, names, strict=True))
+    cols = ", ".join(names[2:])
+    sums = ", ".join(f"SUM({n})" for n in names[2:])
+    # One pass over the station's rows (grouped by station, the leading key of both sources: no sort); names
+    # are looked up for the top stations only, operators for every station with reviews.
     rows = await _rows(
         session,
         f"""WITH per AS MATERIALIZED (
-            SELECT s.id AS id, MIN(s.name) AS name, MIN(s.operator) AS operator, COUNT(*) AS n,
-                SUM(r.rating) AS total, {dist}
-            FROM reviews r JOIN stations s ON s.id = r.station_id WHERE {where} GROUP BY s.id)
-        SELECT * FROM (SELECT 0 AS part, id, name, operator, n, total, {cols} FROM per
-                       ORDER BY n DESC, id LIMIT :limit) top_stations
+            SELECT r.station_id AS id, {per_cols} FROM {source} {join} WHERE {where} GROUP BY r.station_id
+            HAVING {counts[0]} > 0)
+        SELECT * FROM (SELECT 0 AS part, t.id, s.name, s.operator, n, total, {cols}
+                       FROM (SELECT * FROM per ORDER BY n DESC, id LIMIT :limit) t
+                       JOIN stations s ON s.id = t.id) top_stations
         UNION ALL
-        SELECT * FROM (SELECT 1, CAST(NULL AS INTEGER), CAST(NULL AS TEXT), COALESCE(operator, ''), SUM(n),
+        SELECT * FROM (SELECT 1, CAST(NULL AS INTEGER), CAST(NULL AS TEXT), COALESCE(s.operator, ''), SUM(n),
                               SUM(total), {sums}
-                       FROM per GROUP BY COALESCE(operator, '') ORDER BY SUM(n) DESC, COALESCE(operator, '')
-                       LIMIT :limit) top_operators""",
+                       FROM per JOIN stations s ON s.id = per.id GROUP BY COALESCE(s.operator, '')
+                       ORDER BY SUM(n) DESC, COALESCE(s.operator, '') LIMIT :limit) top_operators""",
         params,
     )
 
@@ -476,12 +513,13 @@ async def ratings(session: AsyncSession, *, q: Query, windowed: bool, limit: int
             "distribution": {str(i + 1): int(v) for i, v in enumerate(row[6:])},
         }
 
+    stations = sorted((r for r in rows if r[0] == 0), key=lambda r: (-int(r[4]), r[1]))
+    operators = sorted((r for r in rows if r[0] == 1), key=lambda r: (-int(r[4]), r[3]))
     return {
-        "window": {"from": q.window.start, "to": q.window.end, "tz": q.window.tz, "source": "raw"}
+        "window": {"from": q.window.start, "to": q.window.end, "tz": q.window.tz,
+                   "source": "rollups" if q.use_rollups else "raw"}
         if windowed
         else None,
-        "stations": [
-            {"station_id": r[1], "name": r[2], "operator": r[3], **stats(r)} for r in rows if r[0] == 0
-        ],
-        "operators": [{"operator": r[3], **stats(r)} for r in rows if r[0] == 1],
+        "stations": [{"station_id": r[1], "name": r[2], "operator": r[3], **stats(r)} for r in stations],
+        "operators": [{"operator": r[3], **stats(r)} for r in operators],
     }

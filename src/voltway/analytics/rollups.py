@@ -17,14 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.analytics.facts import MEASURES, Scope, raw_ctes, raw_selects, with_clause
-from voltway.analytics.models import ALL
+from voltway.analytics.models import ALL, GAP_CAP
 from voltway.analytics.window import HOUR, Dialect, epoch, floor_to
 
 # Sessions started or ended this long before the previous run are re-rolled too (commit delays).
 LATE_MARGIN = timedelta(minutes=10)
 STATE_ID = 1
 HOURLY_TABLES = (
-    "analytics_station_hours", "analytics_cube_hours", "analytics_station_totals", "analytics_driver_hours"
+    "analytics_station_hours", "analytics_cube_hours", "analytics_station_totals", "analytics_driver_hours",
+    "analytics_driver_gaps",
 )
 ROLLUP_TABLES = (*HOURLY_TABLES, "analytics_station_currencies")
 
@@ -63,6 +64,7 @@ async def recompute(session: AsyncSession, *, start: int, end: int, now: datetim
     d = dialect_of(session)
     params: dict[str, Any] = {"a": start}
     a = ":a" if d.sqlite else "CAST(:a AS BIGINT)"
+    await _count_returns(session, a, params, sign=1)
     for table in HOURLY_TABLES:
         await session.execute(text(f"DELETE FROM {table} WHERE hour >= {a}"), params)
     if end > start:
@@ -79,6 +81,7 @@ async def recompute(session: AsyncSession, *, start: int, end: int, now: datetim
         )
     await _derive(session, d, start)
     await _driver_hours(session, d, start, end)
+    await _driver_gaps(session, a, params)
     return int(await _scalar(session, f"SELECT COUNT(*) FROM analytics_station_hours WHERE hour >= {a}", params))
 
 
@@ -142,6 +145,18 @@ async def _derive(session: AsyncSession, d: Dialect, start: int) -> None:
         LEFT JOIN base b ON b.station_id = h.station_id AND b.currency = h.currency WHERE h.hour >= {a}"""
     insert = f"INSERT INTO analytics_station_totals (station_id, currency, hour, {cols}) "
     await session.execute(text(f"WITH {base} {insert}{select}"), params)
+    # Each (station, currency) keeps its latest running total and its first hour.
+    key = ("t.station_id = analytics_station_currencies.station_id "
+           "AND t.currency = analytics_station_currencies.currency")
+    await session.execute(
+        text(f"DELETE FROM analytics_station_currencies WHERE NOT EXISTS "
+             f"(SELECT 1 FROM analytics_station_totals t WHERE {key})")
+    )
+    await session.execute(
+        text(f"UPDATE analytics_station_currencies SET ({cols}) = (SELECT {', '.join('t.' + m for m in MEASURES)} "
+             f"FROM analytics_station_totals t WHERE {key} ORDER BY t.hour DESC LIMIT 1), "
+             f"first_hour = (SELECT MIN(t.hour) FROM analytics_station_totals t WHERE {key})")
+    )
 
 
 async def _driver_hours(session: AsyncSession, d: Dialect, start: int, end: int) -> None:
@@ -172,6 +187,39 @@ async def _driver_hours(session: AsyncSession, d: Dialect, start: int, end: int)
         ),
         {"a_ts": d.timestamp_param(start), "b_ts": d.timestamp_param(end)},
     )
+
+
+async def _count_returns(session: AsyncSession, a: str, params: dict[str, Any], sign: int) -> None:
+    """Add `sign` x the driver rows at hours >= `a` whose previous hour is before `a` to the gap-0 count of that
+    previous hour: +1 before those rows are replaced, -1 once their replacements are in."""
+    await session.execute(
+        text(
+            f"""INSERT INTO analytics_driver_gaps (country, operator, hour, gap, n)
+            SELECT country, operator, prev_hour, 0, {sign} * COUNT(*) FROM analytics_driver_hours
+            WHERE hour >= {a} AND prev_hour >= 0 AND prev_hour < {a} GROUP BY country, operator, prev_hour
+            ON CONFLICT (country, operator, hour, gap) DO UPDATE SET n = analytics_driver_gaps.n + excluded.n"""
+        ),
+        params,
+    )
+
+
+async def _driver_gaps(session: AsyncSession, a: str, params: dict[str, Any]) -> None:
+    """The driver gaps of the driver hours >= `a` (see models.py), and their returns to earlier hours."""
+    cap = GAP_CAP * HOUR
+    await session.execute(
+        text(
+            f"""INSERT INTO analytics_driver_gaps (country, operator, hour, gap, n)
+            SELECT country, operator, hour, gap, SUM(n) FROM (
+                SELECT country, operator, hour, CASE WHEN prev_hour < 0 OR hour - prev_hour >= {cap} THEN {GAP_CAP}
+                    ELSE CAST((hour - prev_hour) / {HOUR} AS INTEGER) END AS gap, 1 AS n
+                FROM analytics_driver_hours WHERE hour >= {a}
+                UNION ALL
+                SELECT country, operator, prev_hour, 0, -1 FROM analytics_driver_hours WHERE prev_hour >= {a}) g
+            GROUP BY country, operator, hour, gap"""
+        ),
+        params,
+    )
+    await _count_returns(session, a, params, sign=-1)
 
 
 async def _save_state(session: AsyncSession, through: int, now: datetime) -> None:

@@ -187,6 +187,11 @@ class Dialect:
     def least(self, a: str, b: str) -> str:
         return f"MIN({a}, {b})" if self.sqlite else f"LEAST({a}, {b})"
 
+    def ratio(self, num: str, den: str, digits: int) -> str:
+        """num / den rounded half away from zero to `digits` decimals (0 when den is 0), as SQL."""
+        cast = "REAL" if self.sqlite else "NUMERIC"
+        return f"(CASE WHEN {den} > 0 THEN ROUND(CAST({num} AS {cast}) / {den}, {digits}) ELSE 0 END)"
+
     def unindexed(self, column: str) -> str:
         """`column` in a condition that must not drive the plan (SQLite's unary plus; PostgreSQL plans by stats)."""
         return f"+{column}" if self.sqlite else column
