@@ -48,7 +48,7 @@ async def make_driver(db: Database, settings: Settings, **fields: Any) -> Driver
         session.add(user)
         await session.flush()
         user_id = user.id
-    token, _ttl = create_access_token(settings, user_id=user_id)
+    token, _ttl = create_access_token(settings, user_id=user_id, version=0)
     return Driver(id=user_id, email=email, token=token)
 
 

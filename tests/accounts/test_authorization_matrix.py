@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.accounts.factories import Driver, MadeStation, make_driver, make_station
+from tests.accounts.factories import PASSWORD, Driver, MadeStation, make_driver, make_station
 from tests.conftest import new_key
 from voltway.accounts.models import Role, User
 
@@ -115,6 +115,10 @@ MATRIX: list[tuple[str, str, Prepare, dict[str, int | None], int]] = [
     ("GET", "/me/favorites", fixed("/api/v1/me/favorites"), DRIVER_ONLY, 200),
     ("PUT", "/me/favorites/{id}", fixed("/api/v1/me/favorites/{s}"), DRIVER_ONLY, 204),
     ("DELETE", "/me/favorites/{id}", fixed("/api/v1/me/favorites/{s}"), DRIVER_ONLY, 204),
+    ("POST", "/me/password", fixed("/api/v1/me/password", {"current_password": PASSWORD,
+                                                            "new_password": "a brand new passphrase"}),
+     DRIVER_ONLY, 200),
+    ("POST", "/auth/logout", fixed("/api/v1/auth/logout"), DRIVER_ONLY, 204),
     ("GET", "/admin/keys", fixed("/api/v1/admin/keys"), ADMIN_ONLY, 200),
     ("POST", "/admin/keys", fixed("/api/v1/admin/keys", {"role": "readonly"}), ADMIN_ONLY, 201),
     ("DELETE", "/admin/keys/{id}", _key_id, ADMIN_ONLY, 200),

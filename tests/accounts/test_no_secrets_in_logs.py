@@ -18,6 +18,14 @@ async def test_secrets_never_reach_the_logs(app, client, db, settings, backend, 
     await client.get("/api/v1/me", headers=bearer)
     await client.get("/api/v1/me", headers={"Authorization": f"Bearer {access_token}x"})  # a rejected token
     await client.post("/api/v1/sessions", headers=bearer, json={"station_id": station.id, "connector_id": 999999})
+    new_password = "An0ther secret passphrase"
+    await client.post("/api/v1/me/password", headers=bearer,
+                      json={"current_password": "wrong " + password, "new_password": new_password})
+    changed = await client.post("/api/v1/me/password", headers=bearer,
+                                json={"current_password": password, "new_password": new_password})
+    new_token = changed.json()["access_token"]
+    await client.get("/api/v1/me", headers=bearer)  # a revoked token
+    await client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {new_token}"})
 
     created = await client.post("/api/v1/admin/keys", headers=admin_headers, json={"role": "operator"})
     key = created.json()["key"]
@@ -26,7 +34,8 @@ async def test_secrets_never_reach_the_logs(app, client, db, settings, backend, 
     await client.get("/api/v1/sessions", headers={"X-API-Key": key})  # a revoked key
     await client.get("/api/v1/admin/keys", headers={"X-API-Key": "vw_" + "guessed" * 6})
 
-    secrets = {"password": password, "token": access_token, "api key": key, "admin key": admin_headers["X-API-Key"]}
+    secrets = {"password": password, "token": access_token, "new password": new_password, "new token": new_token,
+               "api key": key, "admin key": admin_headers["X-API-Key"]}
     records = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records]
     assert any("/api/v1/auth/token" in line for line in records)  # the requests were logged at all
     streams = capsys.readouterr()

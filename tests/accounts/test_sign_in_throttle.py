@@ -54,3 +54,19 @@ async def test_registrations_are_limited_per_address(client):
         assert (await client.post("/api/v1/auth/register", json=body)).status_code == 201
     blocked = await client.post("/api/v1/auth/register", json={"email": "new3@example.org", "password": "a long pass"})
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+
+
+async def test_a_wrong_current_password_counts_as_a_failed_sign_in(client, db, settings, backend):
+    victim = await make_driver(db, settings)
+
+    async def change(current):
+        return await client.post("/api/v1/me/password", headers=victim.headers,
+                                 json={"current_password": current, "new_password": "a brand new passphrase"})
+
+    assert (await sign_in(client, victim.email, "guess")).status_code == 401
+    for _ in range(2):
+        assert (await change("guess")).status_code == 403
+    blocked = await change(PASSWORD)  # even the right password, while blocked
+    assert blocked.status_code == 429 and 1 <= int(blocked.headers["retry-after"]) <= 15 * 60
+    assert (await sign_in(client, victim.email, PASSWORD)).status_code == 429
+    assert (await client.get("/api/v1/me", headers=victim.headers)).status_code == 200  # nothing was revoked

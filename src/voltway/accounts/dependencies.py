@@ -13,7 +13,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from voltway.accounts.keys import find_active_key
 from voltway.accounts.models import ApiKey, Role, User
-from voltway.accounts.security import user_id_from_token
+from voltway.accounts.security import token_subject
 from voltway.core.db import Session
 from voltway.core.errors import Forbidden, Unauthorized
 from voltway.core.logging import bind_log_context
@@ -60,10 +60,11 @@ AnyKey = Annotated[ApiKey, Depends(require_roles(Role.readonly, Role.operator, R
 
 
 async def _driver(session: Session, settings: Settings, token: str) -> User:
-    user_id = user_id_from_token(settings, token)
-    user = await session.get(User, user_id) if user_id is not None else None
-    if user is None:
-        raise Unauthorized("invalid or expired token", headers=BEARER_CHALLENGE)
+    """The token's driver, unless the token is invalid, expired or of an earlier generation (revoked)."""
+    subject = token_subject(settings, token)
+    user = await session.get(User, subject.user_id) if subject is not None else None
+    if subject is None or user is None or user.token_version != subject.version:
+        raise Unauthorized("invalid, expired or revoked token", headers=BEARER_CHALLENGE)
     bind_log_context(user_id=user.id)
     return user
 

@@ -1,6 +1,7 @@
-"""Driver accounts (register, token, profile, favorites) and the administrators' API key endpoints."""
+"""Driver accounts (register, token, sign-out, password, profile, favorites) and the administrators' API key
+endpoints."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
@@ -8,13 +9,23 @@ from fastapi.security import OAuth2PasswordRequestForm
 from voltway.accounts import service
 from voltway.accounts.dependencies import BEARER_CHALLENGE, AdminKey, AppSettings, CurrentDriver
 from voltway.accounts.keys import create_key, find_key, list_keys, revoke_key
-from voltway.accounts.schemas import KeyIn, KeyOut, NewKeyOut, ProfilePatch, RegisterIn, TokenOut, UserOut
-from voltway.accounts.security import create_access_token
-from voltway.accounts.throttle import check_sign_in, sign_in_failed, sign_in_succeeded
+from voltway.accounts.schemas import (
+    KeyIn,
+    KeyOut,
+    NewKeyOut,
+    PasswordChangeIn,
+    ProfilePatch,
+    RegisterIn,
+    TokenOut,
+    UserOut,
+)
+from voltway.accounts.security import create_access_token, verify_password
+from voltway.accounts.throttle import throttled
 from voltway.core.db import Session
-from voltway.core.errors import NotFound, Unauthorized, error_responses
+from voltway.core.errors import ErrorResponse, NotFound, Unauthorized, error_responses
 from voltway.core.pagination import Limit, Page
 from voltway.core.ratelimit import client_ip, rate_limit
+from voltway.settings import Settings
 from voltway.stations.dependencies import StationId, ValidStation
 from voltway.stations.schemas import StationOut
 
@@ -51,15 +62,32 @@ async def token(
     settings: AppSettings,
 ) -> TokenOut:
     email = form.username.strip().lower()
-    address = client_ip(request)
-    await check_sign_in(email=email, address=address)
-    user = await service.authenticate(session, email=email, password=form.password)
+    user = await throttled(
+        lambda: service.authenticate(session, email=email, password=form.password),
+        email=email,
+        address=client_ip(request),
+    )
     if user is None:
-        await sign_in_failed(email=email, address=address)
         raise Unauthorized("wrong email or password", headers=BEARER_CHALLENGE)
-    await sign_in_succeeded(email=email)
-    access_token, expires_in = create_access_token(settings, user_id=user.id)
+    return _token_for(settings, user_id=user.id, version=user.token_version)
+
+
+def _token_for(settings: Settings, *, user_id: int, version: int) -> TokenOut:
+    access_token, expires_in = create_access_token(settings, user_id=user_id, version=version)
     return TokenOut(access_token=access_token, expires_in=expires_in)
+
+
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Sign out everywhere",
+    description="Revokes every token of the driver, on every device, this one included: from now on they are "
+    "all answered 401. Signing in again gives a new token.",
+    responses=error_responses(401),
+)
+async def logout(user: CurrentDriver, session: Session) -> None:
+    await service.sign_out_everywhere(session, user=user)
 
 
 @router.get(
@@ -80,6 +108,42 @@ async def me(user: CurrentDriver) -> UserOut:
 )
 async def update_me(patch: ProfilePatch, user: CurrentDriver, session: Session) -> UserOut:
     return UserOut.model_validate(await service.update_profile(session, user=user, patch=patch))
+
+
+WRONG_PASSWORD_EXAMPLE: dict[str, Any] = {
+    "code": service.WrongPassword.code,
+    "message": service.WrongPassword.message_text,
+    "details": {"field": service.WrongPassword.field},
+}
+
+
+@router.post(
+    "/me/password",
+    summary="Change the driver's password",
+    description="Checks `current_password`, stores `new_password` (8-128 characters) as an argon2id hash and "
+    "revokes every token of the driver, on every device; answers a new token so this client stays signed in. "
+    "A wrong current password is 403 `wrong_password` and counts as a failed sign-in for the driver's email and "
+    "the client address (the limits of `POST /auth/token`): beyond them the answer is 429 with `Retry-After`.",
+    responses={
+        **error_responses(401, 422, 429),
+        403: {
+            "model": ErrorResponse,
+            "description": "`wrong_password`: the current password is not the driver's",
+            "content": {"application/json": {"example": {"error": WRONG_PASSWORD_EXAMPLE}}},
+        },
+    },
+)
+async def change_password(
+    data: PasswordChangeIn, user: CurrentDriver, request: Request, session: Session, settings: AppSettings
+) -> TokenOut:
+    if not await throttled(
+        lambda: verify_password(data.current_password, user.password_hash),
+        email=user.email,
+        address=client_ip(request),
+    ):
+        raise service.WrongPassword()
+    version = await service.change_password(session, user=user, new_password=data.new_password)
+    return _token_for(settings, user_id=user.id, version=version)
 
 
 # --------------------------------------------------------------------------------------- favorites

@@ -49,6 +49,16 @@ class ProfilePatch(BaseModel):
     car_connectors: CarConnectors | None = None
 
 
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"current_password": "correct horse battery",
+                                         "new_password": "a new long passphrase"}]}
+    )
+
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: Password
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

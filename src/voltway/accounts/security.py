@@ -1,4 +1,5 @@
-"""Driver credentials: argon2id password hashes and signed bearer tokens (JWT, HS256, with expiry).
+"""Driver credentials: argon2id password hashes and signed bearer tokens (JWT, HS256, with expiry and the
+driver's token generation `ver`, see `User.token_version`).
 
 Hashing runs on a small pool of its own (argon2 is deliberately slow and takes 64 MiB per hash: two at a time
 bound the memory and leave the default thread pool to others); verifying a password for an unknown email
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 import jwt
 from argon2 import PasswordHasher
@@ -50,16 +52,23 @@ async def verify_password(password: str, password_hash: str | None) -> bool:
     return bool(await _off_loop(check))
 
 
-def create_access_token(settings: Settings, *, user_id: int) -> tuple[str, int]:
-    """A signed token for the driver and its lifetime in seconds."""
+def create_access_token(settings: Settings, *, user_id: int, version: int) -> tuple[str, int]:
+    """A signed token for the driver's token generation `version`, and its lifetime in seconds."""
     now = utcnow()
     ttl = timedelta(minutes=settings.token_ttl_minutes)
-    claims = {"sub": str(user_id), "aud": TOKEN_AUDIENCE, "iat": now, "exp": now + ttl}
+    claims = {"sub": str(user_id), "ver": version, "aud": TOKEN_AUDIENCE, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, settings.resolved_secret_key(), algorithm=TOKEN_ALGORITHM), int(ttl.total_seconds())
 
 
-def user_id_from_token(settings: Settings, token: str) -> int | None:
-    """The driver id of a valid, unexpired token; None for anything else."""
+class TokenSubject(NamedTuple):
+    user_id: int
+    version: int
+
+
+def token_subject(settings: Settings, token: str) -> TokenSubject | None:
+    """The driver id and token generation of a valid, unexpired token; None for anything else.
+
+    A token without `ver` was issued before generations existed, that is in generation 0."""
     try:
         claims = jwt.decode(
             token,
@@ -68,6 +77,6 @@ def user_id_from_token(settings: Settings, token: str) -> int | None:
             audience=TOKEN_AUDIENCE,
             options={"require": ["sub", "exp", "aud"]},
         )
-        return int(claims["sub"])
-    except (jwt.InvalidTokenError, ValueError):
+        return TokenSubject(int(claims["sub"]), int(claims.get("ver", 0)))
+    except (jwt.InvalidTokenError, ValueError, TypeError):
         return None

@@ -1,8 +1,8 @@
-"""Drivers (registration, sign-in, profile) and their favorite stations."""
+"""Drivers (registration, sign-in, password, token generations, profile) and their favorite stations."""
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,7 +10,7 @@ from voltway.accounts.models import Favorite, User
 from voltway.accounts.schemas import ProfilePatch, RegisterIn
 from voltway.accounts.security import hash_password, verify_password
 from voltway.core.db import utcnow
-from voltway.core.errors import Conflict
+from voltway.core.errors import Conflict, Forbidden
 from voltway.core.pagination import decode_cursor, page_of
 from voltway.core.upsert import insert_ignore
 from voltway.stations.models import Station
@@ -19,6 +19,15 @@ from voltway.stations.service import STATION_COLUMNS, connectors_sql, station_di
 
 class EmailTaken(Conflict):
     code = "email_taken"
+
+
+class WrongPassword(Forbidden):
+    code = "wrong_password"
+    message_text = "the current password is wrong"
+    field = "current_password"
+
+    def __init__(self) -> None:
+        super().__init__(self.message_text, details={"field": self.field})
 
 
 async def register(session: AsyncSession, *, data: RegisterIn) -> User:
@@ -46,6 +55,36 @@ async def authenticate(session: AsyncSession, *, email: str, password: str) -> U
     user = await session.scalar(select(User).where(User.email == email.strip().lower()))
     ok = await verify_password(password, user.password_hash if user else None)
     return user if ok else None
+
+
+async def _next_token_generation(session: AsyncSession, *, user: User, **changes: Any) -> int | None:
+    """Bump the driver's token generation (revoking every token issued so far), with other column `changes`, in
+    one atomic UPDATE, so concurrent bumps each count; answers the new generation.
+
+    With a new `password_hash` the row must still hold the hash the caller verified (`user.password_hash`):
+    of two concurrent changes with the same current password only the first succeeds (None for the other)."""
+    statement = update(User).where(User.id == user.id)
+    if "password_hash" in changes:
+        statement = statement.where(User.password_hash == user.password_hash)
+    result = await session.execute(
+        statement.values(token_version=User.token_version + 1, **changes).returning(User.token_version),
+        execution_options={"synchronize_session": "fetch"},
+    )
+    return result.scalar_one_or_none()
+
+
+async def change_password(session: AsyncSession, *, user: User, new_password: str) -> int:
+    """Store the new password's hash and revoke every token; answers the new token generation. WrongPassword
+    when the password changed since the caller verified it."""
+    version = await _next_token_generation(session, user=user, password_hash=await hash_password(new_password))
+    if version is None:
+        raise WrongPassword()
+    return version
+
+
+async def sign_out_everywhere(session: AsyncSession, *, user: User) -> None:
+    """Revoke every token of the driver."""
+    await _next_token_generation(session, user=user)
 
 
 async def update_profile(session: AsyncSession, *, user: User, patch: ProfilePatch) -> User:

@@ -1,4 +1,5 @@
 """Failed sign-in throttling: failures counted per email and per client address in a moving window.
+Every password check goes through it: signing in, and the current password of a password change.
 
 Built on the platform rate limiter (`core/ratelimit.py`): counters live in Redis when `REDIS_URL` is set, so
 every worker process shares them, and in process memory otherwise. Only failures count; a successful
@@ -7,8 +8,12 @@ sign-in forgets the email's failures. The limits can be changed by name in `RATE
 """
 
 import hashlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from voltway.core.ratelimit import check_rate, clear_rate, limiter, peek_rate
+
+T = TypeVar("T")
 
 DEFAULT_LIMITS = {"login.email": "5/15 minutes", "login.address": "20/15 minutes"}
 
@@ -23,17 +28,16 @@ def _keys(email: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
     return (f"login.email:{digest}", _limit("login.email")), (f"login.address:{address}", _limit("login.address"))
 
 
-async def check_sign_in(*, email: str, address: str) -> None:
-    """Raise TooManyRequests (with Retry-After) when the email or the address has used up its failures."""
-    for key, limit in _keys(email, address):
+async def throttled(check: Callable[[], Awaitable[T]], *, email: str, address: str) -> T:
+    """Run a password check under the throttle: TooManyRequests (with Retry-After) while the email or the
+    address has used up its failures; a falsy answer counts as a failure, a truthy one forgets the email's."""
+    pairs = _keys(email, address)
+    for key, limit in pairs:
         await peek_rate(key, limit)
-
-
-async def sign_in_failed(*, email: str, address: str) -> None:
-    for key, limit in _keys(email, address):
-        await check_rate(key, limit)
-
-
-async def sign_in_succeeded(*, email: str) -> None:
-    key, limit = _keys(email, "")[0]
-    await clear_rate(key, limit)
+    result = await check()
+    if result:
+        await clear_rate(*pairs[0])
+    else:
+        for key, limit in pairs:
+            await check_rate(key, limit)
+    return result
