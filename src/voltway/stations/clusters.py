@@ -35,8 +35,6 @@ MERGE_FRACTION = 0.5
 MERCATOR_MAX_LAT = 85.05112878
 # Cached answers are dropped when stations change (namespace "stations"); this bounds staleness regardless.
 CACHE_SECONDS = 60
-# Extents wider than this (a quarter of the globe, in square degrees) are scanned without the spatial index.
-WIDE_AREA_DEG2 = 360 * 180 / 4
 
 
 def cell_size(box: GeoBox, zoom: int) -> float:
@@ -116,23 +114,22 @@ class ClusterCollection(BaseModel):
 
 @cached("stations", ttl=CACHE_SECONDS)
 async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) -> list[ClusterFeature]:
-    """The clusters and single stations of the grid's cells (close ones merged), in cell order."""
+    """The clusters and single stations of the grid's cells (close ones merged), in cell order.
+
+    The grouping reads only what `ix_stations_map` covers (position, status, power; migration 0010), so at
+    world zoom the database scans that index rather than every station's row; the names and operators of
+    the cells holding one station are looked up afterwards, by id."""
     where = StationWhere(db.dialect)
-    extent = grid.extent()
-    area = (extent.max_lat - extent.min_lat) * sum(east - west for west, east in extent.lon_ranges)
-    if area < WIDE_AREA_DEG2:
-        where.narrow(extent, exact=True)
-    else:  # most stations are inside: a plain scan beats a long index lookup
-        where.where.append(where.exact_box(extent))
+    where.where.append(where.exact_box(grid.extent()))
     where.filters(filters)
     cell = where.param(grid.cell)
     cols = " OR ".join(f"g.gx BETWEEN {where.param(float(a))} AND {where.param(float(b))}" for a, b in grid.cols)
     sql = f"""
-        SELECT count(*), min(g.id), min(g.name), min(g.status), min(g.operator), max(g.max_power_kw),
+        SELECT count(*), min(g.id), min(g.status), max(g.max_power_kw),
                avg(g.latitude), avg(g.longitude), min(g.latitude), min(g.longitude), max(g.latitude),
                max(g.longitude), sum(CASE WHEN g.status = 'available' THEN 1 ELSE 0 END)
         FROM (
-            SELECT s.id, s.name, s.status, s.operator, s.max_power_kw, s.latitude, s.longitude,
+            SELECT s.id, s.status, s.max_power_kw, s.latitude, s.longitude,
                    floor(s.latitude / {cell}) AS gy, floor(s.longitude / {cell}) AS gx
             FROM stations s WHERE {" AND ".join(where.where)}
         ) g
@@ -140,13 +137,28 @@ async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) ->
         GROUP BY g.gy, g.gx
         ORDER BY g.gy, g.gx
     """
+    cells = await db.fetch(sql, where.params)
+    names = await _names(db, [sid for count, sid, *_ in cells if count == 1])
     groups = [
-        Group(count, avg_lat, avg_lon, available, power, (lon0, lat0, lon1, lat1), (sid, name, status, operator))
-        for count, sid, name, status, operator, power, avg_lat, avg_lon, lat0, lon0, lat1, lon1, available in (
-            await db.fetch(sql, where.params)
+        Group(
+            count, avg_lat, avg_lon, available, power, (lon0, lat0, lon1, lat1), (sid, *names.get(sid, NO_NAME), status)
         )
+        for count, sid, status, power, avg_lat, avg_lon, lat0, lon0, lat1, lon1, available in cells
     ]
     return [group.feature() for group in merge_close(groups, grid.cell * MERGE_FRACTION)]
+
+
+NO_NAME = ("", None)  # only clusters (count > 1) lack one; their name is never shown
+
+
+async def _names(db: Database, ids: list[int]) -> dict[int, tuple[str, str | None]]:
+    """(name, operator) of stations by id."""
+    if not ids:
+        return {}
+    params = {f"i{n}": sid for n, sid in enumerate(ids)}
+    placeholders = ", ".join(f":{name}" for name in params)
+    rows = await db.fetch(f"SELECT id, name, operator FROM stations WHERE id IN ({placeholders})", params)
+    return {sid: (name, operator) for sid, name, operator in rows}
 
 
 @dataclass(slots=True)
@@ -159,11 +171,11 @@ class Group:
     available: int
     max_power_kw: float | None
     bbox: tuple[float, float, float, float]
-    station: tuple[int, str, str, str | None]  # (id, name, status, operator) when count is 1
+    station: tuple[int, str, str | None, str]  # (id, name, operator, status) when count is 1
 
     def feature(self) -> ClusterFeature:
         if self.count == 1:
-            sid, name, status, operator = self.station
+            sid, name, operator, status = self.station
             return ClusterFeature(
                 geometry=PointGeometry(coordinates=(self.longitude, self.latitude)),
                 properties=StationPointProperties(

@@ -9,10 +9,14 @@ On SQLite the bounding box index is the R*Tree `station_rtree`, kept in step by 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from voltway.core.db import Base, utcnow
+
+
+# The stations a search can show (see `StationWhere.filters`).
+SEARCHABLE = text("duplicate_of_id IS NULL AND status <> 'removed'")
 
 
 class Station(Base):
@@ -25,6 +29,11 @@ class Station(Base):
         Index("ix_stations_operator", "operator"),
         # Duplicate detection reads the stations an import just wrote (migration 0006).
         Index("ix_stations_updated_at", "updated_at"),
+        # Map clusters read the searchable stations' positions, status and power from the index alone (0010).
+        Index(
+            "ix_stations_map", "latitude", "longitude", "status", "max_power_kw",
+            sqlite_where=SEARCHABLE, postgresql_where=SEARCHABLE,
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
