@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from voltway.core.metrics import MULTIPROC_ENV
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -24,11 +26,17 @@ def free_port() -> int:
 
 @contextmanager
 def voltway_server(
-    directory: Path, *, env: dict[str, str] | None = None, demo: bool = False, startup_timeout: float = 90
+    directory: Path,
+    *,
+    env: dict[str, str] | None = None,
+    demo: bool = False,
+    workers: int = 1,
+    startup_timeout: float = 90,
 ) -> Iterator[str]:
     """Run `voltway serve` in `directory` (its working directory: SQLite file, logs, data) on a free port and
     yield its base URL once `/health` answers. `env` adds to or overrides the environment; DATABASE_URL
-    defaults to a SQLite file in `directory`. The server's output is in `directory/server.log`."""
+    defaults to a SQLite file in `directory`. The server's output is in `directory/server.log`. The server sets
+    up its own Prometheus multiprocess directory: none is inherited from the test process."""
     port = free_port()
     environment = {
         **os.environ,
@@ -37,7 +45,10 @@ def voltway_server(
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    command = [sys.executable, "-m", "voltway", "serve", "--port", str(port), *(["--demo"] if demo else [])]
+    environment.pop(MULTIPROC_ENV, None)
+    command = [sys.executable, "-m", "voltway", "serve", "--port", str(port), "--workers", str(workers)]
+    if demo:
+        command.append("--demo")
     log_path = directory / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=directory, env=environment, stdout=log, stderr=subprocess.STDOUT)
@@ -59,7 +70,7 @@ def voltway_server(
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

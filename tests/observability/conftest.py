@@ -2,13 +2,7 @@
 
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +11,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import free_port
 from voltway.app import create_app
-from voltway.core.metrics import MULTIPROC_ENV
 from voltway.settings import Settings
 
 Sample = tuple[str, frozenset[tuple[str, str]]]
@@ -86,35 +78,3 @@ def app_factory(settings: Settings) -> Callable[..., Any]:
 @pytest.fixture
 def log_dir(settings: Settings) -> Path:
     return Path(settings.log_dir)
-
-
-
-@contextmanager
-def serve_workers(directory: Path, workers: int, *, timeout: float = 90) -> Iterator[str]:
-    """`voltway serve --workers N` on a free port (tests.browser.voltway_server runs a single worker)."""
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'voltway.db'}",
-           "LOG_DIR": str(directory / "logs")}
-    env.pop(MULTIPROC_ENV, None)
-    command = [sys.executable, "-m", "voltway", "serve", "--port", str(port), "--workers", str(workers)]
-    log_path = directory / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while not _answers(f"{base}/health"):
-            assert process.poll() is None, log_path.read_text()[-4000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-4000:]
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False

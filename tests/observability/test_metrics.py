@@ -8,7 +8,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from tests.observability.conftest import parse_metrics, scrape, serve_workers, value
+from tests.observability.conftest import parse_metrics, scrape, value
+from tests.processes import voltway_server
 from voltway import __version__
 from voltway.core.metrics import UNMATCHED_ROUTE
 
@@ -107,7 +108,7 @@ async def test_metrics_disabled(app_factory) -> None:
 
 def test_multiprocess_workers_share_one_metrics_page(tmp_path: Path) -> None:
     """`voltway serve --workers 2`: every request is counted once, whichever worker served it."""
-    with serve_workers(tmp_path, workers=2) as base:
+    with voltway_server(tmp_path, workers=2) as base:
         before = parse_metrics(httpx.get(f"{base}/metrics").text)
         for _ in range(40):  # a new connection each time, so both workers serve some
             assert httpx.get(f"{base}/api/v1/health").status_code == 200
