@@ -1,6 +1,7 @@
 """JSON log lines: request correlation, slow requests, error log, redaction, uvicorn through the same handlers."""
 
 import asyncio
+import gc
 import json
 import logging
 import logging.handlers
@@ -64,13 +65,16 @@ async def test_every_line_of_a_request_carries_its_request_id(app_factory, log_d
         access = next(line for line in mine if line["logger"] == "voltway.access")
         assert access["level"] == ("WARNING" if access["slow"] else "INFO")  # a loaded test machine may be slow
         assert access["method"] == "GET" and access["route"] == "/test/chatty" and access["status"] == 200
-        assert access["client"] == "127.0.0.1" and access["duration_ms"] > 0 and access["slow"] is False
+        assert access["client"] == "127.0.0.1" and access["duration_ms"] > 0
         assert {"timestamp", "level", "logger", "message"} <= set(access)
     # Lines outside a request carry no request id.
     assert not any("request_id" in line for line in lines if line["logger"] == "voltway.core.logging.outside")
 
 
 async def test_slow_request_logged_at_warning_and_counted(app_factory, log_dir: Path) -> None:
+    # A full collection now, not during the timed requests: late in the suite the test process holds a large
+    # heap, and a collection inside a 1 ms request can take longer than the threshold.
+    gc.collect()
     async with app_factory(_routes, slow_request_threshold=0.4) as client:
         before = await scrape(client)
         slow = await client.get("/test/slow")
@@ -85,7 +89,10 @@ async def test_slow_request_logged_at_warning_and_counted(app_factory, log_dir: 
     assert value(after, "voltway_http_slow_requests_total", method="GET", route="/test/slow") - value(
         before, "voltway_http_slow_requests_total", method="GET", route="/test/slow"
     ) == 1
-    assert value(after, "voltway_http_slow_requests_total", method="GET", route="/test/chatty") == 0
+    # The registry is the process's: earlier tests' requests are in it, so compare with `before`.
+    assert value(after, "voltway_http_slow_requests_total", method="GET", route="/test/chatty") == value(
+        before, "voltway_http_slow_requests_total", method="GET", route="/test/chatty"
+    )
 
 
 async def test_no_secret_reaches_a_log_line(app_factory, log_dir: Path) -> None:
