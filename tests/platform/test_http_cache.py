@@ -63,3 +63,16 @@ async def test_a_bump_makes_the_next_answer_fresh(counted: tuple[httpx.AsyncClie
     assert after.status_code == 200 and after.json()["value"] == 2
     assert after.headers["etag"] != before.headers["etag"]
     assert await cache.popular("things", 5) == ["/things"]  # rendered twice: the most recomputed answer
+
+
+async def test_cache_ttl_zero_turns_the_answer_cache_off(counted: tuple[httpx.AsyncClient, dict[str, int]]) -> None:
+    client, state = counted
+    cache.configure(redis_url=None, default_ttl=0)  # CACHE_TTL=0
+    first = await client.get("/things?a=1")
+    state["value"] = 2
+    second = await client.get("/things?a=1")
+    assert state["renders"] == 2 and (first.json()["value"], second.json()["value"]) == (1, 2)
+    assert first.headers["etag"] != second.headers["etag"]  # still tagged from the content
+    unchanged = await client.get("/things?a=1", headers={"If-None-Match": second.headers["etag"]})
+    assert unchanged.status_code == 304 and state["renders"] == 3
+    assert await cache.popular("things", 5) == []  # nothing cached, nothing counted

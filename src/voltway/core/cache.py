@@ -634,13 +634,16 @@ async def cached_response(
     `produce()` renders the body on a miss (its errors propagate and nothing is cached). Misses are counted
     per URL, so the warm-up job knows which answers are worth computing before anyone asks again.
     """
-    key = scope_key(request.scope)
+    if (cache.default_ttl if ttl is None else ttl) <= 0:  # CACHE_TTL=0: the answer cache is off
+        value = _tag(await produce())
+    else:
+        key = scope_key(request.scope)
 
-    async def tagged() -> bytes:
-        await cache.note_miss(namespace, key)
-        return _tag(await produce())
+        async def tagged() -> bytes:
+            await cache.note_miss(namespace, key)
+            return _tag(await produce())
 
-    value: bytes = await cache.get_or_set(namespace, key, tagged, ttl)
+        value = await cache.get_or_set(namespace, key, tagged, ttl)
     etag = value[:ETAG_LENGTH].decode()
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
     if etag_matches(request.headers.get("if-none-match"), etag):
@@ -667,7 +670,7 @@ class CacheFront:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         matched = self.paths.fullmatch(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
-        if matched is None:
+        if matched is None or cache.default_ttl <= 0:
             await self.app(scope, receive, send)
             return
         shape = re.sub(r"/[0-9]+$", "/{id}", matched.group(0))
