@@ -29,6 +29,7 @@ class Station(Base):
         Index("ix_stations_operator", "operator"),
         # Duplicate detection reads the stations an import just wrote (migration 0006).
         Index("ix_stations_updated_at", "updated_at"),
+        # Expression indexes for sort=power|rating (migration 0011) and the R*Tree (0001) live in migrations only.
         # Map clusters read the searchable stations' positions, status and power from the index alone (0010).
         Index(
             "ix_stations_map", "latitude", "longitude", "status", "max_power_kw",
