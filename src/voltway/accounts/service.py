@@ -14,7 +14,7 @@ from voltway.core.errors import Conflict, Forbidden
 from voltway.core.pagination import decode_cursor, page_of
 from voltway.core.upsert import insert_ignore
 from voltway.stations.models import Station
-from voltway.stations.service import STATION_COLUMNS, connectors_sql, station_dicts
+from voltway.stations.service import STATION_COLUMNS, stored_station_dicts
 
 
 class EmailTaken(Conflict):
@@ -127,8 +127,4 @@ async def list_favorites(
         )
     ).all()
     rows, next_cursor = page_of(rows, limit=limit, id_of=lambda row: row[0])
-    if not rows:
-        return [], None
-    sql, names = connectors_sql(len(rows))
-    connector_rows = (await session.execute(text(sql), dict(zip(names, (r[0] for r in rows), strict=True)))).all()
-    return station_dicts(rows, connector_rows), next_cursor
+    return stored_station_dicts(rows), next_cursor

@@ -46,7 +46,6 @@ STATION_COLUMNS = (
     "s.operator, s.usage, s.status, s.usage_cost, s.price, s.max_power_kw, s.rating_average, s.rating_count, "
     "s.updated_at, coalesce(s.connectors_json, '[]')"
 )
-CONNECTOR_COLUMNS = "c.station_id, c.id, c.type, c.type_name, c.power_kw, c.current, c.quantity, c.status"
 # The connectors of the row `stations` as SQLite renders them into `connectors_json` (as migration 0007's
 # triggers do), for writers that render a set of stations at once.
 SQLITE_CONNECTORS_JSON = (
@@ -70,19 +69,6 @@ def _timestamp(value: Any) -> datetime | str:
             return f"{value[:10]}T{value[11:]}+00:00"
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def connector_dict(row: Sequence[Any]) -> dict[str, Any]:
-    """A connector row (CONNECTOR_COLUMNS) as the contract's connector dict."""
-    return {
-        "id": row[1],
-        "type": row[2],
-        "type_name": row[3],
-        "power_kw": row[4],
-        "current": row[5],
-        "quantity": row[6],
-        "status": row[7],
-    }
 
 
 def station_dict(
@@ -116,28 +102,6 @@ def station_dict(
     if distance is not None:
         station["distance_km"] = round(distance(row[8], row[9]), 3)
     return station
-
-
-def connectors_sql(count: int) -> tuple[str, list[str]]:
-    """The statement loading the connectors of `count` stations (parameters `:s0`, `:s1`, ...)."""
-    names = [f"s{i}" for i in range(count)]
-    placeholders = ", ".join(f":{n}" for n in names)
-    sql = f"SELECT {CONNECTOR_COLUMNS} FROM connectors c WHERE c.station_id IN ({placeholders}) ORDER BY c.station_id, c.id"
-    return sql, names
-
-
-def station_dicts(
-    rows: Sequence[Sequence[Any]],
-    connector_rows: Sequence[Sequence[Any]],
-    *,
-    origin: tuple[float, float] | None = None,
-) -> list[dict[str, Any]]:
-    """Station rows and the connector rows of all of them, as Station dicts in the order of `rows`."""
-    by_station: dict[int, list[dict[str, Any]]] = {row[0]: [] for row in rows}
-    for crow in connector_rows:
-        by_station[crow[0]].append(connector_dict(crow))
-    distance = haversine_from(*origin) if origin is not None else None
-    return [station_dict(row, by_station[row[0]], distance=distance) for row in rows]
 
 
 def stored_station_dicts(
