@@ -41,7 +41,6 @@ from functools import lru_cache
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import bindparam, update
 
 from voltway.core.db import Database
@@ -174,26 +173,15 @@ def _site(row: Sequence[Any]) -> _Site:
     return _Site(*row[:7], completeness=sum(v is not None for v in row[7:]))
 
 
-def _one_of(db: Database, column: str, ids: Iterable[int]) -> tuple[str, dict[str, Any]]:
-    """`column` is one of `ids`: a condition with a single array parameter (`json_each` on SQLite, `= ANY` on
-    PostgreSQL), so its SQL text is the same whatever the number of ids. An expanded `IN (:v0, ...)` list made
-    a new statement for every count, each compiled, cached and prepared anew on PostgreSQL: a first import's
-    linking grew the process by a few hundred MB and spent minutes planning them."""
-    values = list(ids)
-    if db.is_sqlite:
-        return f"{column} IN (SELECT value FROM json_each(:ids))", {"ids": orjson.dumps(values).decode()}
-    return f"{column} = ANY(:ids)", {"ids": values}
-
-
 async def _load_sites(db: Database, ids: Iterable[int]) -> dict[int, _Site]:
-    condition, params = _one_of(db, "s.id", ids)
+    condition, params = db.one_of("s.id", ids)
     rows = await db.fetch(f"{_SITE_SQL} WHERE {condition}", params)
     return {row[0]: _site(row) for row in rows}
 
 
 async def _linked_to(db: Database, ids: Iterable[int]) -> set[int]:
     """The stations whose `duplicate_of_id` is one of `ids` (ids only: SQLite then reads the index alone)."""
-    condition, params = _one_of(db, "s.duplicate_of_id", ids)
+    condition, params = db.one_of("s.duplicate_of_id", ids)
     rows = await db.fetch(f"SELECT s.id FROM stations s WHERE {condition}", params)
     return {row[0] for row in rows}
 
@@ -261,12 +249,12 @@ async def _link_batch(
     Stations linked to a checked one are checked too: their canonical may have changed or moved away.
     """
     if swept is None:
-        pairs = await _neighbour_pairs(db, *_one_of(db, "a.id", checked), lon_margin)
+        pairs = await _neighbour_pairs(db, *db.one_of("a.id", checked), lon_margin)
     else:
         pairs = [(a, b) for a in checked for b in swept.get(a, ())]
     followers = await _linked_to(db, checked) - checked
     if followers:
-        pairs += await _neighbour_pairs(db, *_one_of(db, "a.id", followers), None)
+        pairs += await _neighbour_pairs(db, *db.one_of("a.id", followers), None)
         checked = checked | followers
     linked = holders | followers
     if not pairs and not linked:

@@ -155,9 +155,8 @@ async def _names(db: Database, ids: list[int]) -> dict[int, tuple[str, str | Non
     """(name, operator) of stations by id."""
     if not ids:
         return {}
-    params = {f"i{n}": sid for n, sid in enumerate(ids)}
-    placeholders = ", ".join(f":{name}" for name in params)
-    rows = await db.fetch(f"SELECT id, name, operator FROM stations WHERE id IN ({placeholders})", params)
+    condition, params = db.one_of("id", ids)
+    rows = await db.fetch(f"SELECT id, name, operator FROM stations WHERE {condition}", params)
     return {sid: (name, operator) for sid, name, operator in rows}
 
 

@@ -9,6 +9,10 @@ Distance-sorted searches expand a circle around the query point (from 1 km, grow
 up to the requested radius or the whole sphere) and stop as soon as one page (plus one row, to know if there
 is a next page) is inside it: everything outside the circle is farther than everything inside, so that page
 is exact, and a dense city costs a hundred candidates instead of every station within the radius.
+
+A page is read in two statements: the ordered (id, sort key) pairs first, then the rows of just those ids.
+Sorting narrow pairs instead of whole rows (each with its connectors' JSON), and not reading the rows of a
+circle that turns out too small, makes a dense-city radius search about 2.5 times cheaper in SQLite.
 """
 
 import base64
@@ -128,10 +132,11 @@ def parse_bbox(value: str) -> GeoBox:
 
 # ---------------------------------------------------------------------------------------- builder
 class StationWhere:
-    """Accumulates WHERE predicates over `stations s` and their named parameters."""
+    """Accumulates the FROM clause and WHERE predicates over `stations s`, and their named parameters."""
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
+        self.tables = "stations s"
         self.where: list[str] = []
         self.params: dict[str, Any] = {}
 
@@ -146,22 +151,29 @@ class StationWhere:
         )
         return f"s.latitude BETWEEN {self.param(box.min_lat)} AND {self.param(box.max_lat)} AND ({lons})"
 
-    def narrow(self, box: GeoBox, *, exact: bool) -> None:
+    def narrow(self, box: GeoBox, *, exact: bool, every: bool = False) -> None:
         """Restrict to `box` through the index; `exact` also tests the stored coordinates themselves.
 
-        SQLite: the R*Tree yields the ids, looked up by primary key; it keeps 32-bit coordinates rounded
-        outwards, a superset of the box. PostgreSQL: ranges on the (latitude, longitude) btree, which are exact.
+        SQLite: the R*Tree yields the ids; it keeps 32-bit coordinates rounded outwards, a superset of the box.
+        With `every` (a distance order reads every candidate anyway) the stations are joined to those ids,
+        2-3 times cheaper than `s.id IN (ids)`, which builds a temporary index of them first; without it the
+        planner may still walk an index in the requested order and stop after one page, much the cheaper for
+        a large box. (A station on the antimeridian falls in both halves of a box across it: UNION keeps it
+        once.) PostgreSQL: ranges on the (latitude, longitude) btree, which are exact.
         """
         if self.dialect != "sqlite":
             self.where.append(self.exact_box(box))
             return
         lat = f"max_lat >= {self.param(box.min_lat)} AND min_lat <= {self.param(box.max_lat)}"
-        ids = " UNION ALL ".join(
+        ids = " UNION ".join(
             f"SELECT id FROM station_rtree WHERE {lat} AND max_lon >= {self.param(west)} "
             f"AND min_lon <= {self.param(east)}"
             for west, east in box.lon_ranges
         )
-        self.where.append(f"s.id IN ({ids})")
+        if every:
+            self.tables = f"({ids}) r CROSS JOIN stations s ON s.id = r.id"
+        else:
+            self.where.append(f"s.id IN ({ids})")
         if exact:
             self.where.append(self.exact_box(box))
 
@@ -215,7 +227,7 @@ def _statement(
     cursor: Cursor | None,
     radius_km: float | None,
 ) -> tuple[str, dict[str, Any]]:
-    """SELECT for one page: STATION_COLUMNS then the sort key; `radius_km` None means no distance limit."""
+    """SELECT of one page's (id, sort key) pairs plus one, in order; `radius_km` None: no distance limit."""
     sql = StationWhere(dialect)
     circle = None
     if query.origin is not None and radius_km is not None:
@@ -224,12 +236,12 @@ def _statement(
         x0, y0, z0 = unit_vector(*query.origin)
         sql.params.update(x0=x0, y0=y0, z0=z0)
     if circle is not None and radius_km is not None:
-        sql.narrow(circle, exact=False)
+        sql.narrow(circle, exact=False, every=sort is SortKey.distance)
         sql.where.append(f"{_D2_SQL} <= {sql.param(chord2_within(radius_km + SAME_POINT_KM))}")
     if query.box is not None:
         # One index lookup per query: the circle's when there is one, else the box's.
         if circle is None:
-            sql.narrow(query.box, exact=True)
+            sql.narrow(query.box, exact=True, every=sort is SortKey.distance)
         else:
             sql.where.append(sql.exact_box(query.box))
     sql.filters(query.filters)
@@ -241,20 +253,22 @@ def _statement(
     else:
         ascending = sort is SortKey.distance
         key_sql = _D2_SQL if ascending else _SORT_SQL[sort]
-        order = f"{key_sql} {'ASC' if ascending else 'DESC'}, s.id"
+        # By the result column's name: SQLite computes the key once per row instead of again for the sort.
+        order = f"sort_key {'ASC' if ascending else 'DESC'}, s.id"
         if cursor is not None:
             key, last_id = sql.param(cursor.key), sql.param(cursor.id)
             beyond = ">" if ascending else "<"
             sql.where.append(f"({key_sql} {beyond} {key} OR ({key_sql} = {key} AND s.id > {last_id}))")
     statement = (
-        f"SELECT {STATION_COLUMNS}, {key_sql} FROM stations s WHERE {' AND '.join(sql.where)} "
+        f"SELECT s.id, {key_sql} AS sort_key FROM {sql.tables} WHERE {' AND '.join(sql.where)} "
         f"ORDER BY {order} LIMIT {sql.param(query.limit + 1)}"
     )
     return statement, sql.params
 
 
-async def _page_rows(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor | None) -> list[Any]:
-    """The rows of one page plus one, expanding the circle for distance order (see the module docstring)."""
+async def _page_keys(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor | None) -> list[Any]:
+    """The (id, sort key) pairs of one page plus one, expanding the circle for distance order (see the module
+    docstring)."""
     if sort is not SortKey.distance:
         sql, params = _statement(db.dialect, query, sort, cursor, query.radius_km)
         return list(await db.fetch(sql, params))
@@ -263,12 +277,22 @@ async def _page_rows(db: Database, query: StationQuery, sort: SortKey, cursor: C
     radius = min(start_km + FIRST_RADIUS_KM, limit_km)
     wanted = query.limit + 1
     while True:
-        rows = await db.fetch(*_statement(db.dialect, query, sort, cursor, radius))
-        if radius >= limit_km or len(rows) >= wanted:
-            return list(rows)
+        keys = await db.fetch(*_statement(db.dialect, query, sort, cursor, radius))
+        if radius >= limit_km or len(keys) >= wanted:
+            return list(keys)
         # Grow the circle's area by the shortfall (with some slack), between x1.5 and x4 in radius.
-        growth = math.sqrt(RADIUS_SLACK * wanted / len(rows)) if rows else MAX_GROWTH
+        growth = math.sqrt(RADIUS_SLACK * wanted / len(keys)) if keys else MAX_GROWTH
         radius = min(start_km + (radius - start_km) * min(max(growth, MIN_GROWTH), MAX_GROWTH), limit_km)
+
+
+async def _station_rows(db: Database, keys: list[Any]) -> list[Any]:
+    """The STATION_COLUMNS rows of the pairs' ids, in the pairs' order (a station deleted since is left out)."""
+    if not keys:
+        return []
+    condition, params = db.one_of("s.id", (key[0] for key in keys))
+    found = await db.fetch(f"SELECT {STATION_COLUMNS} FROM stations s WHERE {condition}", params)
+    rows = {row[0]: row for row in found}
+    return [rows[key[0]] for key in keys if key[0] in rows]
 
 
 async def search_stations(db: Database, *, query: StationQuery, embed: bool = False) -> dict[str, Any]:
@@ -279,12 +303,13 @@ async def search_stations(db: Database, *, query: StationQuery, embed: bool = Fa
     if sort is SortKey.distance and query.origin is None:
         raise invalid_query("sort", "sort=distance needs lat and lon")
     cursor = Cursor.decode(query.cursor, sort) if query.cursor else None
-    rows = await _page_rows(db, query, sort, cursor)
+    keys = await _page_keys(db, query, sort, cursor)
     next_cursor = None
-    if len(rows) > query.limit:
-        rows = rows[: query.limit]
-        last = rows[-1]
-        next_cursor = Cursor(sort, last[-1] if sort is not SortKey.id else None, last[0]).encode()
+    if len(keys) > query.limit:
+        keys = keys[: query.limit]
+        last_id, last_key = keys[-1]
+        next_cursor = Cursor(sort, last_key if sort is not SortKey.id else None, last_id).encode()
+    rows = await _station_rows(db, keys)
     return {"items": stored_station_dicts(rows, origin=query.origin, embed=embed), "next_cursor": next_cursor}
 
 
@@ -293,5 +318,5 @@ async def nearest_stations(
 ) -> dict[str, Any]:
     """The k stations nearest to (lat, lon) at any distance, nearest first (`embed` as in `search_stations`)."""
     query = StationQuery(origin=(lat, lon), filters=filters, sort=SortKey.distance, limit=k)
-    rows = await _page_rows(db, query, SortKey.distance, None)
-    return {"items": stored_station_dicts(rows[:k], origin=(lat, lon), embed=embed), "next_cursor": None}
+    rows = await _station_rows(db, (await _page_keys(db, query, SortKey.distance, None))[:k])
+    return {"items": stored_station_dicts(rows, origin=(lat, lon), embed=embed), "next_cursor": None}
