@@ -27,6 +27,7 @@ import re
 import secrets
 import sqlite3
 import time
+import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
@@ -596,7 +597,9 @@ POPULAR_KEEP = 1000
 
 
 def _tag(body: bytes) -> bytes:
-    return b'"' + hashlib.blake2b(body, digest_size=8).hexdigest().encode() + b'"' + body
+    """The body behind its ETag: CRC-32 and length, 5 times cheaper than a cryptographic hash of an uncached
+    answer (25 us for 35 KB with blake2b) and as good a validator: it only has to tell one URL's answers apart."""
+    return b'"%08x%08x"' % (zlib.crc32(body), len(body) & 0xFFFFFFFF) + body
 
 
 def scope_key(scope: Scope) -> str:
