@@ -14,7 +14,7 @@ from voltway.core.cache import cached_response, invalidate_after_commit
 from voltway.core.db import DB, Session
 from voltway.core.errors import error_responses
 from voltway.core.query_model import QueryModel
-from voltway.core.responses import FastJSONResponse
+from voltway.core.responses import FastJSONResponse, json_bytes
 from voltway.stations import service
 from voltway.stations.dependencies import NearestParams, SearchParams, StationId, ValidStation
 from voltway.stations.schemas import StationIn, StationOut, StationPage, StationPatch
@@ -29,7 +29,7 @@ async def _cached(request: Request, page: Callable[[], Awaitable[Any]]) -> Respo
     """The answer's bytes from the "stations" cache namespace; `page()` runs only on a miss."""
 
     async def render() -> bytes:
-        return FastJSONResponse(await page()).body
+        return json_bytes(await page())
 
     return await cached_response(request, render, namespace="stations")
 
