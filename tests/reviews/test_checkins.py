@@ -2,10 +2,15 @@
 
 from datetime import timedelta
 
+import pytest
+
 from sqlalchemy import update
 
+from tests.accounts.factories import make_station
+from tests.reviews.factories import C, expected_reliability, make_checkins
 from voltway.core.db import utcnow
 from voltway.reviews.models import Checkin
+from voltway.reviews.service import reliability_of
 
 
 async def checkin(client, driver, station_id, outcome, **extra):
@@ -72,3 +77,43 @@ async def test_operators_resolve_failure_reports(client, db, backend, driver, st
 
     assert (await client.post(f"/api/v1/checkins/{fine['id']}/resolve", headers=operator_headers)).status_code == 409
     assert (await client.post("/api/v1/checkins/999999/resolve", headers=operator_headers)).status_code == 404
+
+
+async def test_reliability_of_many_stations_is_one_statement(client, db, backend, driver, station, monkeypatch):
+    plans = {
+        "mixed": [C("charged_fine"), C("charged_fine", 12), C("could_not_charge", 45), C("broken", 3, resolved=True),
+                  C("charged_fine", 400)],
+        "failing": [C("broken", 1), C("charged_fine", 90)],
+        "only_resolved_or_old": [C("could_not_charge", 5, resolved=True), C("charged_fine", 366)],
+        "none": [],
+    }
+    ids = {"mixed": station.id}
+    for name in ("failing", "only_resolved_or_old", "none"):
+        ids[name] = (await make_station(db)).id
+    for name, plan in plans.items():
+        await make_checkins(db, user_id=driver.id, station_id=ids[name], checkins=plan)
+
+    statements: list[str] = []
+    fetch = db.fetch
+
+    async def recorded(sql, params):
+        statements.append(sql)
+        return await fetch(sql, params)
+
+    monkeypatch.setattr(db, "fetch", recorded)
+    many = await reliability_of(db, [*ids.values(), 999999])
+    one = await reliability_of(db, [ids["failing"]])
+    monkeypatch.undo()
+
+    assert set(many) == {ids["mixed"], ids["failing"]}  # no counted check-in: unknown, left out
+    for name in ("mixed", "failing"):
+        score, weight, count = expected_reliability(plans[name])
+        got = many[ids[name]]
+        assert abs(got.score - score) < 1e-6 and abs(got.weight - weight) < 1e-6 and got.count == count
+    assert list(one) == [ids["failing"]]
+    assert tuple(one[ids["failing"]]) == pytest.approx(tuple(many[ids["failing"]]), abs=1e-6)
+    # One statement each, the same text for 5 ids and for 1 (the ids are a single array parameter).
+    assert len(statements) == 2 and statements[0] == statements[1]
+
+    single = (await client.get(f"/api/v1/stations/{ids['mixed']}/reliability")).json()
+    assert (single["score"], single["weight"], single["count"]) == pytest.approx(tuple(many[ids["mixed"]]), abs=1e-6)

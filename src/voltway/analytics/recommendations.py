@@ -5,18 +5,19 @@ removed stations are left out). Each gets a score in [0, 1], a weighted sum of c
 
 | component     | weight | value                                                                            |
 |---------------|--------|----------------------------------------------------------------------------------|
-| distance      | 0.30   | 1 / (1 + km / 5): 1 at the spot, 0.5 at 5 km, 0.2 at 20 km                        |
-| compatibility | 0.25   | 1 if a connector fits the driver's car (`car_connectors`), else 0; 1 when anonymous |
-| power         | 0.15   | min(kW / 150, 1) of the best (compatible) connector; 0 when unknown                |
-| rating        | 0.10   | (r - 1) / 4 of the Bayesian average r = (sum + 3.5 x 2) / (count + 2)             |
-| availability  | 0.10   | available 1, unknown 0.5, occupied 0.2, out of service / planned 0               |
+| distance      | 0.28   | 1 / (1 + km / 5): 1 at the spot, 0.5 at 5 km, 0.2 at 20 km                        |
+| compatibility | 0.22   | 1 if a connector fits the driver's car (`car_connectors`), else 0; 1 when anonymous |
+| power         | 0.13   | min(kW / 150, 1) of the best (compatible) connector; 0 when unknown                |
+| reliability   | 0.12   | the check-ins' reliability score (`reviews.service.reliability_of`); unknown 0.5  |
+| rating        | 0.08   | (r - 1) / 4 of the Bayesian average r = (sum + 3.5 x 2) / (count + 2)             |
+| availability  | 0.08   | available 1, unknown 0.5, occupied 0.2, out of service / planned 0               |
 | price         | 0.05   | free 1, per kWh p: max(0, 1 - p / 0.80), unknown 0.5                              |
-| favorite      | 0.03   | 1 if the driver saved the station                                               |
+| favorite      | 0.02   | 1 if the driver saved the station                                               |
 | history       | 0.02   | min(sessions of the driver there, 5) / 5                                         |
 
 Anonymous callers get the same ranking without the personal parts (compatibility counts as 1, favorite and
 history as 0). Ties go to the nearer station. Every result lists its reasons, e.g.
-"compatible ccs2, 150 kW, 4.6★, 1.2 km".
+"compatible ccs2, 150 kW, 4.6★, 92% reliable, 1.2 km". The reliability of all candidates is one statement.
 """
 
 from typing import Any
@@ -27,20 +28,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.accounts.models import User
 from voltway.core.db import Database
+from voltway.reviews.service import reliability_of
 from voltway.stations.search import StationFilters, nearest_stations
 
 CANDIDATES = 50
 WEIGHTS = {
-    "distance": 0.30,
-    "compatibility": 0.25,
-    "power": 0.15,
-    "rating": 0.10,
-    "availability": 0.10,
+    "distance": 0.28,
+    "compatibility": 0.22,
+    "power": 0.13,
+    "reliability": 0.12,
+    "rating": 0.08,
+    "availability": 0.08,
     "price": 0.05,
-    "favorite": 0.03,
+    "favorite": 0.02,
     "history": 0.02,
 }
 AVAILABILITY = {"available": 1.0, "unknown": 0.5, "occupied": 0.2}
+UNKNOWN_RELIABILITY = 0.5
 FULL_POWER_KW = 150.0
 EXPENSIVE_PER_KWH = 0.80
 PRIOR_RATING, PRIOR_WEIGHT = 3.5, 2
@@ -68,7 +72,7 @@ def _price(price: dict[str, Any] | None) -> tuple[float, str | None]:
 
 
 def score_station(
-    station: dict[str, Any], *, car: list[str] | None, favorite: bool, visits: int
+    station: dict[str, Any], *, car: list[str] | None, reliability: float | None, favorite: bool, visits: int
 ) -> tuple[float, list[str]]:
     """The score and the reasons of one candidate (see the module docstring)."""
     reasons: list[str] = []
@@ -91,6 +95,9 @@ def score_station(
     parts["rating"] = (bayes - 1) / 4
     if average is not None and count:
         reasons.append(f"{average:.1f}★")
+    parts["reliability"] = UNKNOWN_RELIABILITY if reliability is None else reliability
+    if reliability is not None:
+        reasons.append(f"{reliability:.0%} reliable")
     km = station["distance_km"]
     parts["distance"] = 1 / (1 + km / 5)
     reasons.append(f"{km:.1f} km")
@@ -108,20 +115,21 @@ def score_station(
     return round(sum(WEIGHTS[k] * v for k, v in parts.items()), 4), reasons
 
 
-async def _personal(session: AsyncSession, user: User, ids: list[int]) -> tuple[set[int], dict[int, int]]:
+async def _personal(
+    session: AsyncSession, db: Database, user: User, ids: list[int]
+) -> tuple[set[int], dict[int, int]]:
     """The driver's favorites among `ids` and their number of sessions at each (counted in SQL)."""
     if not ids:
         return set(), {}
-    names = {f"s{i}": sid for i, sid in enumerate(ids)}
-    inside = ", ".join(f":{n}" for n in names)
-    params = {"user_id": user.id, **names}
+    among, params = db.one_of("station_id", ids)
+    params["user_id"] = user.id
     favorites = await session.execute(
-        text(f"SELECT station_id FROM favorites WHERE user_id = :user_id AND station_id IN ({inside})"), params
+        text(f"SELECT station_id FROM favorites WHERE user_id = :user_id AND {among}"), params
     )
     visits = await session.execute(
         text(
-            f"SELECT station_id, COUNT(*) FROM charging_sessions WHERE user_id = :user_id "
-            f"AND station_id IN ({inside}) GROUP BY station_id"
+            f"SELECT station_id, COUNT(*) FROM charging_sessions WHERE user_id = :user_id AND {among} "
+            "GROUP BY station_id"
         ),
         params,
     )
@@ -141,14 +149,19 @@ async def recommend(
 ) -> dict[str, Any]:
     found = await nearest_stations(db, lat=lat, lon=lon, k=CANDIDATES, filters=StationFilters())
     candidates = [_with_connector_list(s) for s in found["items"]]
-    favorites, visits = (
-        await _personal(session, user, [s["id"] for s in candidates]) if user is not None else (set(), {})
-    )
+    ids = [s["id"] for s in candidates]
+    reliability = await reliability_of(db, ids)
+    favorites, visits = await _personal(session, db, user, ids) if user is not None else (set(), {})
     car = list(user.car_connectors or []) if user is not None else None
     scored = []
     for station in candidates:
+        known = reliability.get(station["id"])
         score, reasons = score_station(
-            station, car=car, favorite=station["id"] in favorites, visits=visits.get(station["id"], 0)
+            station,
+            car=car,
+            reliability=known.score if known else None,
+            favorite=station["id"] in favorites,
+            visits=visits.get(station["id"], 0),
         )
         scored.append({"station": station, "score": score, "reasons": reasons, "summary": ", ".join(reasons)})
     scored.sort(key=lambda item: (-item["score"], item["station"]["distance_km"], item["station"]["id"]))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from voltway.accounts.dependencies import CurrentDriver, OperatorKey
 from voltway.core.cache import invalidate_after_commit
-from voltway.core.db import Session
+from voltway.core.db import DB, Session
 from voltway.core.errors import error_responses
 from voltway.core.pagination import Limit, Page
 from voltway.reviews import service
@@ -95,8 +95,8 @@ async def checkins(
     "recent check-ins. Public.",
     responses=error_responses(404),
 )
-async def reliability(station: ValidStation, session: Session) -> Reliability:
-    return await service.reliability(session, station=station)
+async def reliability(station: ValidStation, session: Session, db: DB) -> Reliability:
+    return await service.reliability(session, db, station=station)
 
 
 @router.post(

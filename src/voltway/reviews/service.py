@@ -7,17 +7,18 @@ concurrent reviews of one station queue up and each recomputation sees all earli
 Reliability: drivers trust recent experience more than old stars. The score is the share of successful
 check-ins weighted by age, w = 0.5 ** (age_days / 30) (half-life 30 days), over the last 365 days.
 "Could not charge" and "broken" reports count as failures until an operator resolves them; resolved reports
-no longer count.
+no longer count. `reliability_of` computes it for many stations in one statement (the recommendations use it
+for all their candidates); the single-station `reliability` is that function with one id.
 """
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Float, and_, case, cast, delete, func, or_, select, update
+from sqlalchemy import Float, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.accounts.models import ApiKey, User
-from voltway.core.db import utcnow
+from voltway.core.db import Database, utcnow
 from voltway.core.errors import Conflict, InvalidInput, NotFound
 from voltway.core.locking import lock_row
 from voltway.core.pagination import keyset, page_of
@@ -146,25 +147,49 @@ async def resolve_checkin(session: AsyncSession, *, checkin_id: int, key: ApiKey
     return checkin
 
 
-def _age_days(session: AsyncSession, now: Any) -> Any:
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite keeps UTC timestamps as text; julianday() reads them as days.
-        return func.julianday(now.replace(tzinfo=None).isoformat(sep=" ")) - func.julianday(Checkin.created_at)
-    return func.extract("epoch", now - Checkin.created_at) / 86400.0
+# SQLite keeps UTC timestamps as text in SQLAlchemy's format; julianday() reads them as days.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_AGE_DAYS = {
+    "sqlite": "(julianday(:now) - julianday(created_at))",
+    # Double precision: EXTRACT answers numeric, and POWER over numeric is many times slower.
+    "postgresql": "(CAST(EXTRACT(EPOCH FROM CAST(:now AS TIMESTAMPTZ) - created_at) AS DOUBLE PRECISION) / 86400)",
+}
 
 
-async def reliability(session: AsyncSession, *, station: Station) -> Reliability:
-    station_id = station.id
+class ReliabilityTotals(NamedTuple):
+    score: float
+    weight: float
+    count: int
+
+
+async def reliability_of(db: Database, station_ids: list[int]) -> dict[int, ReliabilityTotals]:
+    """The reliability of many stations in one statement (the ids are a single array parameter); stations
+    without a counted check-in are left out (their score is unknown)."""
+    if not station_ids:
+        return {}
     now = utcnow()
-    weight = func.power(0.5, _age_days(session, now) / HALF_LIFE_DAYS)
-    success = case((Checkin.outcome == CheckinOutcome.charged_fine.value, weight), else_=0.0)
-    counted = and_(
-        Checkin.station_id == station_id,
-        Checkin.created_at >= now - timedelta(days=RELIABILITY_WINDOW_DAYS),
-        or_(Checkin.outcome == CheckinOutcome.charged_fine.value, Checkin.resolved_at.is_(None)),
+    moments: dict[str, Any] = {"now": now, "since": now - timedelta(days=RELIABILITY_WINDOW_DAYS)}
+    if db.is_sqlite:
+        moments = {name: moment.strftime(_SQLITE_TIME) for name, moment in moments.items()}
+    among, params = db.one_of("station_id", station_ids)
+    weight = f"POWER(0.5, {_AGE_DAYS[db.dialect]} / {HALF_LIFE_DAYS})"
+    # The weights of successes and of failures apart: each row's weight is computed once, not twice.
+    rows = await db.fetch(
+        f"SELECT station_id, SUM(CASE WHEN outcome = :fine THEN {weight} ELSE 0.0 END), "
+        f"SUM(CASE WHEN outcome = :fine THEN 0.0 ELSE {weight} END), COUNT(*) "
+        f"FROM checkins WHERE {among} AND created_at >= :since AND (outcome = :fine OR resolved_at IS NULL) "
+        "GROUP BY station_id",
+        {**params, **moments, "fine": CheckinOutcome.charged_fine.value},
     )
-    totals = select(func.sum(success), func.sum(weight), func.count()).where(counted)
-    good, total, count = (await session.execute(totals)).one()
+    return {
+        station_id: ReliabilityTotals(good / (good + bad), good + bad, count)
+        for station_id, good, bad, count in rows
+    }
+
+
+async def reliability(session: AsyncSession, db: Database, *, station: Station) -> Reliability:
+    station_id = station.id
+    totals = (await reliability_of(db, [station_id])).get(station_id)
     recent = (
         await session.scalars(
             select(Checkin).where(Checkin.station_id == station_id).order_by(Checkin.id.desc()).limit(RECENT_CHECKINS)
@@ -172,9 +197,9 @@ async def reliability(session: AsyncSession, *, station: Station) -> Reliability
     ).all()
     return Reliability(
         station_id=station_id,
-        score=float(good) / float(total) if count else None,
-        weight=float(total or 0.0),
-        count=count,
+        score=totals.score if totals else None,
+        weight=totals.weight if totals else 0.0,
+        count=totals.count if totals else 0,
         half_life_days=HALF_LIFE_DAYS,
         recent=[CheckinOut.model_validate(c) for c in recent],
     )
