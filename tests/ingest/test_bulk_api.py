@@ -7,6 +7,7 @@ import httpx
 import orjson
 import pytest
 
+from voltway.core.cache import cache
 from voltway.core.db import Database
 from voltway.ingest.router import MAX_BODY_BYTES
 
@@ -82,6 +83,39 @@ async def test_bad_items_are_reported_by_index_and_good_ones_written(
     assert errors[5]["message"].startswith("connectors.0.type:")
     assert "latitude: Field required" in errors[6]["message"] and "longitude: Field required" in errors[6]["message"]
     assert sorted(await _stored(db)) == ["acme-1", "acme-8"]
+
+
+async def test_a_valid_body_reports_missing_keys_by_index(
+    client: httpx.AsyncClient, operator_headers: dict[str, str], db: Database, station_item: StationFactory
+) -> None:
+    """Every item is a valid station (the whole body validates at once); the keyless ones are still named."""
+    items = [station_item(n) for n in range(5)]
+    items[1] = station_item(1, external_id=None)
+    items[4] = {k: v for k, v in station_item(4).items() if k != "external_id"}
+    response = await client.post(URL, json=items, headers=operator_headers)
+    assert response.json() == {
+        "created": 3, "updated": 0, "unchanged": 0,
+        "errors": [
+            {"index": 1, "code": "missing_external_id", "message": "external_id is required to upsert"},
+            {"index": 4, "code": "missing_external_id", "message": "external_id is required to upsert"},
+        ],
+    }  # fmt: skip
+    assert sorted(await _stored(db)) == ["acme-0", "acme-2", "acme-3"]
+
+
+async def test_only_writes_make_cached_answers_stale(
+    client: httpx.AsyncClient, operator_headers: dict[str, str], station_item: StationFactory
+) -> None:
+    items = [station_item(n) for n in range(3)]
+    assert (await client.post(URL, json=items, headers=operator_headers)).json()["created"] == 3
+    before, _ = await cache.version("stations")
+    assert (await client.post(URL, json=items, headers=operator_headers)).json()["unchanged"] == 3
+    assert (await client.post(URL, json=[{"name": "no key"}], headers=operator_headers)).json()["errors"]
+    assert (await cache.version("stations"))[0] == before
+    assert (await client.post(URL, json=[station_item(0, name="Renamed")], headers=operator_headers)).json()[
+        "updated"
+    ] == 1
+    assert (await cache.version("stations"))[0] > before
 
 
 async def test_same_key_twice_last_wins(

@@ -1,6 +1,7 @@
 """The bulk upsert engine on both databases: classification, chunking, repeats, and a failing chunk."""
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,6 +94,15 @@ async def test_items_without_external_id_are_always_created(db: Database) -> Non
     assert counts(await upsert_stations(db, numbered(keyless))) == (3, 0, 0, [])
     assert counts(await upsert_stations(db, numbered(keyless))) == (3, 0, 0, [])
     assert await scalar(db, "SELECT count(*) FROM connectors") == 12
+
+
+async def test_a_repeated_key_rewritten_in_a_later_chunk_counts_once_but_is_written(db: Database) -> None:
+    await upsert_stations(db, numbered([make_station(1)]))
+    report = await upsert_stations(db, numbered([make_station(1), make_station(1, name="Renamed")]), chunk_size=1)
+    assert counts(report) == (0, 0, 1, [])  # the key counts once: its first item found it unchanged
+    assert report.wrote  # so importers link and invalidate after it
+    assert await scalar(db, "SELECT name FROM stations WHERE external_id = 's1'") == "Renamed"
+    assert not (await upsert_stations(db, numbered([make_station(1, name="Renamed")]))).wrote
 
 
 async def _install_failing_trigger(db: Database, external_id: str) -> None:
@@ -192,3 +202,164 @@ async def test_connectors_are_stored_and_rendered_in_the_items_order(db: Databas
     for _external_id, text in rows:
         assert [(c["type"], c["power_kw"]) for c in orjson.loads(text)] == [("ccs2", 150.5), ("chademo", 50)]
     assert await scalar(db, "SELECT count(*) FROM connectors") == 3000
+
+
+CONNECTOR_FIELDS = ("id", "type", "type_name", "power_kw", "current", "quantity", "status")
+
+
+async def _connectors_by_station(db: Database) -> dict[int, list[dict[str, Any]]]:
+    """Every station's connectors read from the connectors table, in id order."""
+    stations = await db.fetch("SELECT id FROM stations", {})
+    rows = await db.fetch(f"SELECT station_id, {', '.join(CONNECTOR_FIELDS)} FROM connectors ORDER BY id", {})
+    out: dict[int, list[dict[str, Any]]] = {station_id: [] for (station_id,) in stations}
+    for station_id, *values in rows:
+        out[station_id].append(dict(zip(CONNECTOR_FIELDS, values, strict=True)))
+    return out
+
+
+async def test_stored_connectors_json_is_the_connectors_table(db: Database) -> None:
+    """The engine writes `connectors_json` itself on SQLite, with the connector ids it allots (migration 0012):
+    it holds exactly the connectors table's rows, and on SQLite the very text the triggers render."""
+    from voltway.stations.service import SQLITE_CONNECTORS_JSON
+
+    odd = [
+        {"type": "ccs2", "type_name": 'Quote " back \\ tab \t nl \n ctl \x01 ümlaut 中 \u2028', "power_kw": 0.1 + 0.2,
+         "current": "DC", "quantity": 3, "status": "occupied"},
+        {"type": "type2", "power_kw": 1999.9999999999998},
+        {"type": "other", "type_name": None, "power_kw": None, "current": None},
+        {"type": "chademo", "power_kw": -0.0},
+        {"type": "nacs", "power_kw": 22},
+    ]
+    stations = [make_station(n) for n in range(5)]
+    stations[2] = make_station(2, connectors=odd)
+    stations[3] = make_station(3, connectors=[])
+    keyless = make_station(99, external_id=None, connectors=odd[:2])
+    await upsert_stations(db, numbered([*stations, keyless]))
+    first_ids = await db.fetch("SELECT id FROM connectors ORDER BY id", {})
+    # Updated: other connectors (more, fewer, none), and new stations after them.
+    stations[0] = make_station(0, connectors=[*odd, *odd])
+    stations[2] = make_station(2, connectors=odd[4:])
+    stations[4] = make_station(4, connectors=[])
+    report = await upsert_stations(db, numbered([*stations, make_station(5, connectors=odd)]))
+    assert counts(report) == (1, 3, 2, [])
+
+    truth = await _connectors_by_station(db)
+    if db.is_sqlite:  # SQLite's JSON prints REALs with 15 significant digits (0.30000000000000004 as 0.3)
+        for connectors in truth.values():
+            for c in connectors:
+                c["power_kw"] = None if c["power_kw"] is None else float(f"{c['power_kw']:.15g}")
+    # As every reader does: PostgreSQL leaves a new station without connectors NULL (no trigger fired for it).
+    rows = await db.fetch("SELECT id, external_id, coalesce(connectors_json, '[]') FROM stations ORDER BY id", {})
+    assert len(rows) == 7
+    for station_id, _external_id, text in rows:
+        assert orjson.loads(text) == truth[station_id]
+    by_key = {external_id: orjson.loads(text) for _id, external_id, text in rows}
+    assert [len(by_key[f"s{n}"]) for n in range(6)] == [10, 2, 1, 0, 0, 5]
+    assert by_key["s2"][0]["power_kw"] == 22
+    assert by_key["s5"][0]["type_name"] == odd[0]["type_name"]
+    # The second write's 16 connectors (s0: 10, s2: 1, s5: 5) follow the first write's.
+    ids = {c["id"] for connectors in truth.values() for c in connectors}
+    last = first_ids[-1][0]
+    assert {i for i in ids if i > last} == set(range(last + 1, last + 17))
+    if db.is_sqlite:
+        rendered = await db.fetch(f"SELECT connectors_json, {SQLITE_CONNECTORS_JSON} FROM stations", {})
+        assert [stored for stored, _ in rendered] == [by_trigger for _, by_trigger in rendered]
+        assert await scalar(db, "SELECT count(*) FROM connectors_json_writer") == 0
+
+
+async def test_other_writers_still_render_connectors_json_after_the_engine(db: Database, failing_trigger: Any) -> None:
+    """The triggers step aside only inside the engine's own transaction, also when a chunk fails."""
+    await failing_trigger("s2")
+    report = await upsert_stations(db, numbered([make_station(n) for n in range(4)]), chunk_size=4)
+    assert counts(report) == (3, 0, 0, [2])
+    if db.is_sqlite:
+        assert await scalar(db, "SELECT count(*) FROM connectors_json_writer") == 0
+    station_id = await scalar(db, "SELECT id FROM stations WHERE external_id = 's1'")
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "INSERT INTO connectors (station_id, type, quantity, status) VALUES "
+            f"({station_id}, 'schuko', 1, 'available')"
+        )
+        await conn.exec_driver_sql(f"DELETE FROM connectors WHERE station_id = {station_id} AND type = 'ccs2'")
+    stored = orjson.loads(await scalar(db, "SELECT connectors_json FROM stations WHERE id = :id", id=station_id))
+    assert [c["type"] for c in stored] == ["type2", "schuko"]
+    assert stored == (await _connectors_by_station(db))[station_id]
+
+
+async def test_the_rtree_follows_moved_stations(db: Database) -> None:
+    """An upsert names the coordinates of every updated station; the R*Tree entry moves only with them."""
+    if not db.is_sqlite:
+        pytest.skip("the R*Tree is SQLite's")
+    stations = [make_station(n) for n in range(3)]
+    await upsert_stations(db, numbered(stations))
+    stations[0] = make_station(0, latitude=-45.25, longitude=168.5)  # moved
+    stations[1] = make_station(1, name="Renamed")  # not moved
+    assert counts(await upsert_stations(db, numbered(stations))) == (0, 2, 1, [])
+    async with db.engine.begin() as conn:  # another writer moving a station
+        await conn.exec_driver_sql("UPDATE stations SET latitude = -46.0 WHERE external_id = 's2'")
+    boxes = await db.fetch(
+        "SELECT s.external_id, s.latitude, s.longitude, r.min_lat, r.max_lat, r.min_lon, r.max_lon "
+        "FROM stations s JOIN station_rtree r ON r.id = s.id ORDER BY s.external_id", {}
+    )
+    assert [row[:3] for row in boxes] == [("s0", -45.25, 168.5), ("s1", -40.0 + 0.01, 170.0), ("s2", -46.0, 170.0)]
+    for _key, lat, lon, min_lat, max_lat, min_lon, max_lon in boxes:  # 32-bit boxes around the position
+        assert min_lat <= lat <= max_lat and max_lat - min_lat < 1e-5
+        assert min_lon <= lon <= max_lon and max_lon - min_lon < 1e-4
+
+
+async def test_an_update_writes_every_changed_column(db: Database) -> None:
+    """SQLite sets only the columns that changed (one UPDATE per set of them); the stored rows are the same."""
+    price = {"currency": "NZD", "per_kwh": 0.45, "per_minute": None, "per_session": None, "free": False}
+    stations = [make_station(n, address="1 Quay St", usage_cost="0.45 NZD/kWh", price=price) for n in range(5)]
+    await upsert_stations(db, numbered(stations))
+    before = dict(await db.fetch("SELECT external_id, updated_at FROM stations", {}))
+    stations[0] = make_station(0, name="Renamed", address=None, usage_cost="0.45 NZD/kWh", price=price)
+    stations[1] = make_station(1, latitude=-44.5, longitude=171.25, country="AU", address="1 Quay St",
+                               usage_cost="0.45 NZD/kWh", price=price)  # fmt: skip
+    stations[2] = make_station(2, status="out_of_service", address="1 Quay St", usage_cost="free", price=None)
+    stations[3] = make_station(3, address="1 Quay St", usage_cost="0.45 NZD/kWh", price=price,
+                               connectors=[{"type": "ccs2", "power_kw": 350}])  # fmt: skip
+    assert counts(await upsert_stations(db, numbered(stations))) == (0, 4, 1, [])
+    assert counts(await upsert_stations(db, numbered(stations))) == (0, 0, 5, [])
+
+    rows = await db.fetch(
+        "SELECT external_id, name, address, country, latitude, longitude, x, y, z, status, usage_cost, price, "
+        "max_power_kw, updated_at FROM stations ORDER BY external_id", {}
+    )
+    stored = {row[0]: row[1:] for row in rows}
+    lat, lon = math.radians(-44.5), math.radians(171.25)
+    x, y, z = math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat)
+    assert stored["s0"][:3] == ("Renamed", None, "NZ")
+    assert stored["s1"][2:8] == ("AU", -44.5, 171.25, pytest.approx(x), pytest.approx(y), pytest.approx(z))
+    assert (stored["s2"][8], stored["s2"][9], stored["s2"][10]) == ("out_of_service", "free", None)
+    assert stored["s3"][11] == 350.0
+    assert {key: orjson.loads(row[10]) if isinstance(row[10], str) else row[10] for key, row in stored.items()
+            if key != "s2"} == dict.fromkeys(("s0", "s1", "s3", "s4"), price)  # fmt: skip
+    changed = {key for key, row in stored.items() if str(row[12]) != str(before[key])}
+    assert changed == {"s0", "s1", "s2", "s3"}
+    if db.is_sqlite:
+        box = await db.fetch("SELECT min_lat, max_lat FROM station_rtree r JOIN stations s ON s.id = r.id "
+                             "WHERE s.external_id = 's1'", {})  # fmt: skip
+        assert box[0][0] <= -44.5 <= box[0][1]
+
+
+async def test_an_update_keeps_connectors_that_did_not_change(db: Database) -> None:
+    """Same connectors in the same order: the rows stay (their ids, and whatever refers to them); otherwise all
+    of the station's connectors are replaced."""
+    stations = [make_station(n) for n in range(4)]
+    await upsert_stations(db, numbered(stations))
+    before = await _connectors_by_station(db)
+    ids = dict(await db.fetch("SELECT external_id, id FROM stations", {}))
+    stations[0] = make_station(0, name="Renamed")  # connectors as they were
+    stations[1] = make_station(1, connectors=[{"type": "ccs2", "power_kw": 51.0, "current": "DC", "quantity": 2},
+                                              {"type": "type2", "power_kw": 22.0, "current": "AC"}])  # fmt: skip
+    stations[2] = make_station(2, connectors=[{"type": "type2", "power_kw": 22, "current": "AC"}])  # one fewer
+    assert counts(await upsert_stations(db, numbered(stations))) == (0, 2, 2, [])  # s1: same values, same row
+    after = await _connectors_by_station(db)
+    assert after[ids["s0"]] == before[ids["s0"]]  # kept, ids and all
+    assert after[ids["s1"]] == before[ids["s1"]]
+    assert [c["type"] for c in after[ids["s2"]]] == ["type2"]
+    assert after[ids["s2"]][0]["id"] > max(c["id"] for cs in before.values() for c in cs)  # replaced
+    assert await scalar(db, "SELECT name FROM stations WHERE external_id = 's0'") == "Renamed"
+    for station_id, text in await db.fetch("SELECT id, coalesce(connectors_json, '[]') FROM stations", {}):
+        assert orjson.loads(text) == after[station_id]

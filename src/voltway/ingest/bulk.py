@@ -7,23 +7,45 @@ station without one.
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+import orjson
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.charging.status import record_status_changes
 from voltway.core.cache import invalidate
 from voltway.core.db import Database, utcnow
+from voltway.core.errors import InvalidInput, PayloadTooLarge
 from voltway.core.metrics import IMPORT_ROWS
 from voltway.ingest.duplicates import link_duplicates_since
-from voltway.ingest.upsert import ItemError, Items, UpsertReport, upsert_stations
+from voltway.ingest.upsert import ItemError, Items, UpsertReport, fewer_collections, upsert_stations
 from voltway.stations.models import Station
 from voltway.stations.schemas import StationIn, StationStatus
 
 MAX_BULK_ITEMS = 1000
 M = TypeVar("M", bound=BaseModel)
+
+
+# ------------------------------------------------------------------------------------------ the body
+def json_items(body: bytes) -> list[Any]:
+    """The body as a JSON array of at most MAX_BULK_ITEMS items (422 / 413 for the body as a whole)."""
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", details=[{"field": "body", "in": "body"}]) from None
+    if not isinstance(items, list):
+        raise InvalidInput(
+            "the body must be a JSON array of items",
+            details=[{"field": "body", "in": "body", "message": "not an array"}],
+        )
+    if len(items) > MAX_BULK_ITEMS:
+        raise PayloadTooLarge(
+            f"at most {MAX_BULK_ITEMS} items per request, got {len(items)}; split the batch",
+            details={"max_items": MAX_BULK_ITEMS, "items": len(items)},
+        )
+    return items
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -46,14 +68,36 @@ def validate_item(model: type[M], data: Any, *, index: int, prefix: str = "") ->
         return ItemError(index=index, code="validation_error", message=prefix + validation_message(exc))
 
 
-def validate_station(data: Any, *, index: int, prefix: str = "") -> StationIn | ItemError:
-    """One raw item as an upsertable station (it needs `external_id`), or the error naming why not."""
-    station = validate_item(StationIn, data, index=index, prefix=prefix)
+def _keyed(station: StationIn | ItemError, *, index: int, prefix: str = "") -> StationIn | ItemError:
     if isinstance(station, StationIn) and station.external_id is None:
         return ItemError(
             index=index, code="missing_external_id", message=f"{prefix}external_id is required to upsert"
         )
     return station
+
+
+def validate_station(data: Any, *, index: int, prefix: str = "") -> StationIn | ItemError:
+    """One raw item as an upsertable station (it needs `external_id`), or the error naming why not."""
+    return _keyed(validate_item(StationIn, data, index=index, prefix=prefix), index=index, prefix=prefix)
+
+
+# A whole bulk body validated by one call, straight from the JSON bytes (no intermediate dicts).
+_STATION_LIST = TypeAdapter(Annotated[list[StationIn], Field(max_length=MAX_BULK_ITEMS)])
+
+
+def validate_stations(body: bytes) -> list[StationIn | ItemError]:
+    """Each item of a bulk body as an upsertable station or the error naming why not, in body order.
+
+    The whole body is validated at once from its bytes (1,000 stations: 4.4 ms of CPU, against 1.5 ms to parse
+    the JSON and 5.4 ms to validate each item), with no intermediate dicts for the garbage collector. Only when
+    that fails is the body parsed and each item validated on its own, so that the errors name their items by
+    index (and a body that is no array, or too long, is refused as a whole by `json_items`).
+    """
+    try:
+        stations: list[StationIn | ItemError] = list(_STATION_LIST.validate_json(body))
+    except ValidationError:
+        return [validate_station(data, index=index) for index, data in enumerate(json_items(body))]
+    return [_keyed(station, index=index) for index, station in enumerate(stations)]
 
 
 # --------------------------------------------------------------------------------------- station upsert
@@ -78,9 +122,10 @@ async def import_stations(
     for result, rows in (("created", report.created), ("updated", report.updated),
                          ("unchanged", report.unchanged), ("rejected", len(report.rejected))):
         IMPORT_ROWS.labels(source=feed, result=result).inc(rows)
-    if link and (report.created or report.updated):
-        report.duplicates = await link_duplicates_since(db, started)
-    await invalidate("stations")  # cached station answers must show what was written
+    if report.wrote:  # nothing to link or to invalidate when every item was unchanged or rejected
+        if link:
+            report.duplicates = await link_duplicates_since(db, started)
+        await invalidate("stations")  # cached station answers must show what was written
     return report
 
 
@@ -91,16 +136,25 @@ class BulkResult(BaseModel):
     errors: list[ItemError]
 
 
-async def bulk_upsert(db: Database, *, items: Sequence[Any]) -> tuple[BulkResult, datetime | None]:
-    """Validate each raw item on its own and upsert the valid ones.
+async def bulk_upsert(db: Database, *, body: bytes) -> tuple[BulkResult, datetime | None]:
+    """Validate the items of a bulk body (a JSON array) and upsert the valid ones.
 
     Returns the answer and, when stations were written, the time to run the duplicate rule from (the
     router runs it after the response: the answer does not depend on it).
     """
+    # Validation allocates as much as the write (see fewer_collections), so the collector is held back for
+    # both. The request's objects are released when `_bulk_upsert` returns, before the thresholds are restored:
+    # freed, they no longer count towards a collection and none is promoted to an older generation. (With
+    # the default thresholds, 1,000 stations cost ~20 young collections and, every few requests, a full one
+    # of the server's heap: 13-50 ms.)
+    with fewer_collections():
+        return await _bulk_upsert(db, body)
+
+
+async def _bulk_upsert(db: Database, body: bytes) -> tuple[BulkResult, datetime | None]:
     errors: list[ItemError] = []
     valid: list[tuple[int, StationIn]] = []
-    for index, data in enumerate(items):
-        checked = validate_station(data, index=index)
+    for index, checked in enumerate(validate_stations(body)):
         if isinstance(checked, ItemError):
             errors.append(checked)
         else:
@@ -110,7 +164,7 @@ async def bulk_upsert(db: Database, *, items: Sequence[Any]) -> tuple[BulkResult
     result = BulkResult(
         created=report.created, updated=report.updated, unchanged=report.unchanged, errors=report.rejected
     )
-    return result, started if report.created or report.updated else None
+    return result, started if report.wrote else None
 
 
 # ---------------------------------------------------------------------------------------- status updates

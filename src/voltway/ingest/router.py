@@ -3,14 +3,14 @@
 Included before the stations router, so that `/stations/bulk`, `/stations/status` and `/stations/export` are
 not read as `/stations/{station_id}`.
 
-Bulk bodies are read by `read_json_items`, not by FastAPI's body parsing: the size is checked against
+Bulk bodies are read by `read_body`, not by FastAPI's body parsing: the size is checked against
 `Content-Length` before anything is read and counted while the stream is read, so an oversized body is
-refused with 413 after at most `MAX_BODY_BYTES`, and each item is then validated on its own.
+refused with 413 after at most `MAX_BODY_BYTES`; the bulk functions then validate the items, reporting
+each bad one by its index.
 """
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -18,9 +18,17 @@ from pydantic import BaseModel
 from voltway.accounts.dependencies import OperatorKey
 from voltway.core.cache import invalidate, invalidate_after_commit
 from voltway.core.db import DB, Session
-from voltway.core.errors import InvalidInput, PayloadTooLarge, error_responses
+from voltway.core.errors import PayloadTooLarge, error_responses
 from voltway.core.responses import FastJSONResponse
-from voltway.ingest.bulk import MAX_BULK_ITEMS, BulkResult, StatusItem, StatusResult, bulk_status, bulk_upsert
+from voltway.ingest.bulk import (
+    MAX_BULK_ITEMS,
+    BulkResult,
+    StatusItem,
+    StatusResult,
+    bulk_status,
+    bulk_upsert,
+    json_items,
+)
 from voltway.ingest.duplicates import link_duplicates_since
 from voltway.ingest.export import MEDIA_TYPES, ExportFormat, export_stations
 from voltway.stations.dependencies import AreaParams
@@ -51,8 +59,8 @@ def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
 
 
-async def read_json_items(request: Request) -> list[Any]:
-    """The body as a JSON array of at most MAX_BULK_ITEMS items, refusing more than MAX_BODY_BYTES early."""
+async def read_body(request: Request) -> bytes:
+    """The body, refusing more than MAX_BODY_BYTES early."""
     too_large = PayloadTooLarge(
         f"the request body is larger than {MAX_BODY_BYTES} bytes; send at most {MAX_BULK_ITEMS} items per request",
         details={"max_bytes": MAX_BODY_BYTES, "max_items": MAX_BULK_ITEMS},
@@ -67,21 +75,7 @@ async def read_json_items(request: Request) -> list[Any]:
         if size > MAX_BODY_BYTES:
             raise too_large
         chunks.append(chunk)
-    try:
-        items = orjson.loads(b"".join(chunks))
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", details=[{"field": "body", "in": "body"}]) from None
-    if not isinstance(items, list):
-        raise InvalidInput(
-            "the body must be a JSON array of items",
-            details=[{"field": "body", "in": "body", "message": "not an array"}],
-        )
-    if len(items) > MAX_BULK_ITEMS:
-        raise PayloadTooLarge(
-            f"at most {MAX_BULK_ITEMS} items per request, got {len(items)}; split the batch",
-            details={"max_items": MAX_BULK_ITEMS, "items": len(items)},
-        )
-    return items
+    return b"".join(chunks)
 
 
 @router.post(
@@ -99,7 +93,7 @@ async def read_json_items(request: Request) -> list[Any]:
     openapi_extra=_inline_schema(StationIn),
 )
 async def upsert(_key: OperatorKey, db: DB, request: Request, background: BackgroundTasks) -> Any:
-    result, written_since = await bulk_upsert(db, items=await read_json_items(request))
+    result, written_since = await bulk_upsert(db, body=await read_body(request))
     if written_since is not None:
         # The duplicate rule runs once the answer is sent: the answer does not depend on it.
         background.add_task(link_duplicates_since, db, written_since)
@@ -121,7 +115,7 @@ async def upsert(_key: OperatorKey, db: DB, request: Request, background: Backgr
     openapi_extra=_inline_schema(StatusItem),
 )
 async def set_status(_key: OperatorKey, session: Session, request: Request) -> Any:
-    result = await bulk_status(session, items=await read_json_items(request))
+    result = await bulk_status(session, items=json_items(await read_body(request)))
     await invalidate_after_commit(session, "stations")
     return FastJSONResponse(result.model_dump())
 
