@@ -217,11 +217,17 @@ async def _connectors_by_station(db: Database) -> dict[int, list[dict[str, Any]]
     return out
 
 
+# The connectors of the row `stations` as the SQLite triggers render them (migrations 0007 and 0012).
+SQLITE_CONNECTORS_JSON = (
+    "(SELECT json_group_array(json_object('id', c.id, 'type', c.type, 'type_name', c.type_name, "
+    "'power_kw', c.power_kw, 'current', c.current, 'quantity', c.quantity, 'status', c.status)) "
+    "FROM (SELECT * FROM connectors WHERE station_id = stations.id ORDER BY id) c)"
+)
+
+
 async def test_stored_connectors_json_is_the_connectors_table(db: Database) -> None:
     """The engine writes `connectors_json` itself on SQLite, with the connector ids it allots (migration 0012):
     it holds exactly the connectors table's rows, and on SQLite the very text the triggers render."""
-    from voltway.stations.service import SQLITE_CONNECTORS_JSON
-
     odd = [
         {"type": "ccs2", "type_name": 'Quote " back \\ tab \t nl \n ctl \x01 ümlaut 中 \u2028', "power_kw": 0.1 + 0.2,
          "current": "DC", "quantity": 3, "status": "occupied"},

@@ -46,13 +46,6 @@ STATION_COLUMNS = (
     "s.operator, s.usage, s.status, s.usage_cost, s.price, s.max_power_kw, s.rating_average, s.rating_count, "
     "s.updated_at, coalesce(s.connectors_json, '[]')"
 )
-# The connectors of the row `stations` as SQLite renders them into `connectors_json` (as migration 0007's
-# triggers do), for writers that render a set of stations at once.
-SQLITE_CONNECTORS_JSON = (
-    "(SELECT json_group_array(json_object('id', c.id, 'type', c.type, 'type_name', c.type_name, "
-    "'power_kw', c.power_kw, 'current', c.current, 'quantity', c.quantity, 'status', c.status)) "
-    "FROM (SELECT * FROM connectors WHERE station_id = stations.id ORDER BY id) c)"
-)
 
 
 def _json_value(value: Any) -> Any:
