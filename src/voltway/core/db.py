@@ -91,6 +91,18 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return _BIND.sub(number, sql), tuple(names)
 
 
+# A read pool connection the server closed (a restart, a failover, an administrator): the statement is run
+# again on fresh connections. A connection whose server's goodbye is still in flight when it is used fails
+# with asyncpg's InternalClientError ("cannot switch to state ...") rather than as closed.
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+
 async def _keep_session(_conn: asyncpg.Connection) -> None:
     """The read pool's connections only ever run single read-only statements: nothing to reset between uses
     (asyncpg's default reset is one more round trip per release)."""
@@ -163,8 +175,15 @@ class Database:
             return rows
         pool = await self._postgres_reader()
         statement, names = _positional(sql)
+        args = [params[name] for name in names]
         started = time.perf_counter()
-        records = await pool.fetch(statement, *(params[name] for name in names))
+        try:
+            records = await pool.fetch(statement, *args)
+        except _CONNECTION_LOST:
+            # Every idle connection of the pool is likely as dead as this one (the ORM engine pings each
+            # before use instead): replace them all, then read again (a read is safe to repeat).
+            await pool.expire_connections()
+            records = await pool.fetch(statement, *args)
         observe_query(sql, time.perf_counter() - started)
         return [tuple(record) for record in records]
 
