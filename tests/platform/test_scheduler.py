@@ -67,7 +67,8 @@ async def test_two_worker_processes_fire_each_slot_once(
         processes.start(["worker", "--module", "sample_jobs"], env, name)
     for _ in range(400):  # until both are up and three slots have passed
         async with db.sessionmaker() as session:
-            if len((await session.scalars(select(ScheduleRun.slot))).all()) >= 4:
+            query = select(ScheduleRun.slot).where(ScheduleRun.name == "test-every-2s")  # as asserted below
+            if len((await session.scalars(query)).all()) >= 4:
                 break
         await asyncio.sleep(0.1)
     processes.stop_all()
