@@ -134,15 +134,21 @@ class Database:
     def dialect(self) -> str:
         return "sqlite" if self.is_sqlite else "postgresql"
 
-    def one_of(self, column: str, ids: Iterable[int]) -> tuple[str, dict[str, Any]]:
-        """`column` is one of `ids`: a condition with a single array parameter `:ids` (`json_each` on SQLite,
-        `= ANY` on PostgreSQL), so its SQL text is the same whatever the number of ids. An expanded
-        `IN (:v0, ...)` list makes a new statement for every count, each compiled, cached and prepared anew on
-        PostgreSQL (a first import's duplicate linking grew the process by a few hundred MB that way)."""
-        values = list(ids)
+    def any_of(self, column: str, values: Iterable[Any], placeholder: str) -> tuple[str, Any]:
+        """`column` is one of `values`: a condition with a single array parameter at `placeholder` (`json_each`
+        on SQLite, `= ANY` on PostgreSQL) and that parameter's value. Its SQL text is the same whatever the
+        number of values: an expanded `IN (:v0, ...)` list makes a new statement for every count, each compiled,
+        cached and prepared anew on PostgreSQL (a first import's duplicate linking grew the process by a few
+        hundred MB that way)."""
+        values = list(values)
         if self.is_sqlite:
-            return f"{column} IN (SELECT value FROM json_each(:ids))", {"ids": orjson.dumps(values).decode()}
-        return f"{column} = ANY(:ids)", {"ids": values}
+            return f"{column} IN (SELECT value FROM json_each({placeholder}))", orjson.dumps(values).decode()
+        return f"{column} = ANY({placeholder})", values
+
+    def one_of(self, column: str, ids: Iterable[int]) -> tuple[str, dict[str, Any]]:
+        """`any_of` with the named parameter `:ids`, for `fetch` and `text()`."""
+        condition, value = self.any_of(column, ids, ":ids")
+        return condition, {"ids": value}
 
     def _sqlite_reader(self) -> sqlite3.Connection:
         if self._reader is None:

@@ -307,15 +307,11 @@ class _Writer:
         for source, external_id in keys:
             by_source.setdefault(source, []).append(external_id)
         found: dict[tuple[str, str], tuple[int, str | None]] = {}
+        first, second = ("?", "?") if self.db.is_sqlite else ("$1", "$2")
         for source, ids in by_source.items():
-            if self.db.is_sqlite:
-                sql = ("SELECT external_id, id, content_hash FROM stations "
-                       "WHERE source = ? AND external_id IN (SELECT value FROM json_each(?))")  # fmt: skip
-                params: tuple[Any, ...] = (source, orjson.dumps(ids).decode())
-            else:
-                sql = "SELECT external_id, id, content_hash FROM stations WHERE source = $1 AND external_id = ANY($2)"
-                params = (source, ids)
-            rows = await self.conn.exec_driver_sql(sql, params)
+            among, values = self.db.any_of("external_id", ids, second)
+            sql = f"SELECT external_id, id, content_hash FROM stations WHERE source = {first} AND {among}"
+            rows = await self.conn.exec_driver_sql(sql, (source, values))
             found.update(((source, r[0]), (r[1], r[2])) for r in rows)
         return found
 
@@ -343,10 +339,9 @@ class _Writer:
 
     def _of_stations(self, entries: Sequence[_Entry], column: str = "station_id") -> tuple[str, tuple[Any, ...]]:
         """`column` is one of the entries' stations: a condition with one array parameter (as in `_ids`)."""
-        ids = [e.station_id for e in entries]
-        if self.db.is_sqlite:
-            return f"{column} IN (SELECT value FROM json_each(?))", (orjson.dumps(ids).decode(),)
-        return f"{column} = ANY($1::int4[])", (ids,)
+        placeholder = "?" if self.db.is_sqlite else "$1::int4[]"
+        condition, value = self.db.any_of(column, (e.station_id for e in entries), placeholder)
+        return condition, (value,)
 
     async def _kept_connectors(self, updated: list[_Entry]) -> set[int]:
         """The updated stations whose stored connectors are the new ones, in order: they are kept as they are.
