@@ -10,11 +10,12 @@ up to the requested radius or the whole sphere) and stop as soon as one page (pl
 is a next page) is inside it: everything outside the circle is farther than everything inside, so that page
 is exact, and a dense city costs a hundred candidates instead of every station within the radius.
 
-On SQLite a page is read in two statements: the ordered (id, sort key) pairs first, then the rows of just
-those ids. Its sorter would otherwise carry whole rows (each with its connectors' JSON), and a circle that
-turns out too small would have its rows read for nothing: a dense-city radius search costs about 2.5 times
-less. PostgreSQL reads each candidate's row with its index entry anyway and pays a round trip per statement,
-so there the rows come with their keys, in one statement.
+On SQLite a page in distance order is read in two statements: the ordered (id, sort key) pairs first, then
+the rows of just those ids. Its sorter would otherwise carry whole rows (each with its connectors' JSON), and
+a circle that turns out too small would have its rows read for nothing: a dense-city radius search costs
+about 2.5 times less. Other orders mostly come from an index, without a sorter, and PostgreSQL reads each
+candidate's row with its index entry anyway and pays a round trip per statement: there the rows come with
+their keys, in one statement.
 """
 
 import base64
@@ -222,6 +223,11 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _keys_first(dialect: str, sort: SortKey) -> bool:
+    """Whether a page is read as (id, sort key) pairs, then its rows (see the module docstring)."""
+    return dialect == "sqlite" and sort is SortKey.distance
+
+
 def _statement(
     dialect: str,
     query: StationQuery,
@@ -229,8 +235,8 @@ def _statement(
     cursor: Cursor | None,
     radius_km: float | None,
 ) -> tuple[str, dict[str, Any]]:
-    """SELECT of one page plus one, in order: (id, sort key) pairs on SQLite, else STATION_COLUMNS and the sort
-    key (see the module docstring); `radius_km` None means no distance limit."""
+    """SELECT of one page plus one, in order: (id, sort key) pairs (`_keys_first`), else STATION_COLUMNS and the
+    sort key; `radius_km` None means no distance limit."""
     sql = StationWhere(dialect)
     circle = None
     if query.origin is not None and radius_km is not None:
@@ -263,7 +269,7 @@ def _statement(
             beyond = ">" if ascending else "<"
             sql.where.append(f"({key_sql} {beyond} {key} OR ({key_sql} = {key} AND s.id > {last_id}))")
     statement = (
-        f"SELECT {'s.id' if dialect == 'sqlite' else STATION_COLUMNS}, {key_sql} AS sort_key "
+        f"SELECT {'s.id' if _keys_first(dialect, sort) else STATION_COLUMNS}, {key_sql} AS sort_key "
         f"FROM {sql.tables} WHERE {' AND '.join(sql.where)} "
         f"ORDER BY {order} LIMIT {sql.param(query.limit + 1)}"
     )
@@ -289,10 +295,10 @@ async def _page(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor
         radius = min(start_km + (radius - start_km) * min(max(growth, MIN_GROWTH), MAX_GROWTH), limit_km)
 
 
-async def _station_rows(db: Database, page: list[Any]) -> list[Any]:
-    """The page's STATION_COLUMNS rows, in order: on SQLite read by the ids of its (id, sort key) pairs (a
-    station deleted in between is left out)."""
-    if not db.is_sqlite or not page:
+async def _station_rows(db: Database, sort: SortKey, page: list[Any]) -> list[Any]:
+    """The page's STATION_COLUMNS rows, in order: read by the ids of its (id, sort key) pairs when it holds
+    only those (`_keys_first`; a station deleted in between is left out)."""
+    if not _keys_first(db.dialect, sort) or not page:
         return page
     condition, params = db.one_of("s.id", (key[0] for key in page))
     found = await db.fetch(f"SELECT {STATION_COLUMNS} FROM stations s WHERE {condition}", params)
@@ -314,7 +320,7 @@ async def search_stations(db: Database, *, query: StationQuery, embed: bool = Fa
         page = page[: query.limit]
         last = page[-1]
         next_cursor = Cursor(sort, last[-1] if sort is not SortKey.id else None, last[0]).encode()
-    rows = await _station_rows(db, page)
+    rows = await _station_rows(db, sort, page)
     return {"items": stored_station_dicts(rows, origin=query.origin, embed=embed), "next_cursor": next_cursor}
 
 
@@ -323,5 +329,5 @@ async def nearest_stations(
 ) -> dict[str, Any]:
     """The k stations nearest to (lat, lon) at any distance, nearest first (`embed` as in `search_stations`)."""
     query = StationQuery(origin=(lat, lon), filters=filters, sort=SortKey.distance, limit=k)
-    rows = await _station_rows(db, (await _page(db, query, SortKey.distance, None))[:k])
+    rows = await _station_rows(db, SortKey.distance, (await _page(db, query, SortKey.distance, None))[:k])
     return {"items": stored_station_dicts(rows, origin=(lat, lon), embed=embed), "next_cursor": None}
