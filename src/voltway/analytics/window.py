@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from voltway.core.db import stored_time
 from voltway.core.errors import InvalidInput
 
 HOUR = 3600
@@ -203,8 +204,7 @@ class Dialect:
 
     def timestamp_param(self, t: int) -> Any:
         """A UTC epoch second as a parameter comparable with a timestamp column (SQLite stores text)."""
-        moment = datetime.fromtimestamp(t, UTC)
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else moment
+        return stored_time(datetime.fromtimestamp(t, UTC), sqlite=self.sqlite)
 
     def local(self, column: str, window: Window, params: dict[str, Any]) -> str:
         """`column` (UTC epoch seconds) as local epoch seconds in the window's zone; adds its parameters."""

@@ -44,6 +44,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def stored_time(moment: datetime, *, sqlite: bool) -> datetime | str:
+    """`moment` as a bound value comparable with a stored timestamp column: on SQLite the naive UTC text
+    SQLAlchemy stores (compared as text), else the aware datetime itself."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else moment
+
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",

@@ -38,12 +38,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, update
 
-from voltway.core.db import Database
+from voltway.core.db import Database, stored_time
 from voltway.core.geo import EARTH_RADIUS_KM, haversine_km
 from voltway.stations.models import Station
 
@@ -398,8 +398,7 @@ async def link_duplicates_since(db: Database, since: datetime) -> list[Duplicate
 
 
 async def _link_since(db: Database, since: datetime) -> list[DuplicateLink]:
-    # SQLite keeps timestamps as UTC text, compared as text.
-    since_param: Any = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if db.is_sqlite else since
+    since_param = stored_time(since, sqlite=db.is_sqlite)
     # Both through an index (updated_at, the primary key); max(id) stands for the table's size.
     ((touched, size),) = await db.fetch(
         "SELECT (SELECT COUNT(*) FROM stations WHERE updated_at >= :since), (SELECT MAX(id) FROM stations)",

@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltway.core.db import Database, utcnow
+from voltway.core.db import Database, stored_time, utcnow
 from voltway.ingest.duplicates import DuplicateLink
 from voltway.stations.schemas import Price, StationIn
 from voltway.stations.service import derived_columns
@@ -267,9 +267,8 @@ class _Writer:
         self.upsert_sql, self.insert_sql, self.connectors_sql = _statements(db)
 
     def _now(self) -> object:
-        now = utcnow()
         # SQLAlchemy's SQLite DateTime storage format, so that its comparisons keep working on these rows.
-        return now.replace(tzinfo=None).isoformat(" ", "microseconds") if self.db.is_sqlite else now
+        return stored_time(utcnow(), sqlite=self.db.is_sqlite)
 
     async def write(self, entries: Sequence[_Entry]) -> None:
         """Write a chunk in one transaction; on a database error, bisect to reject only the failing items."""

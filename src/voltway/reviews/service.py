@@ -12,13 +12,13 @@ for all their candidates); the single-station `reliability` is that function wit
 """
 
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import Float, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.accounts.models import ApiKey, User
-from voltway.core.db import Database, utcnow
+from voltway.core.db import Database, stored_time, utcnow
 from voltway.core.errors import Conflict, InvalidInput, NotFound
 from voltway.core.locking import lock_row
 from voltway.core.pagination import keyset, page_of
@@ -147,8 +147,7 @@ async def resolve_checkin(session: AsyncSession, *, checkin_id: int, key: ApiKey
     return checkin
 
 
-# SQLite keeps UTC timestamps as text in SQLAlchemy's format; julianday() reads them as days.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+# SQLite keeps UTC timestamps as text in SQLAlchemy's format (core.db.stored_time); julianday() reads them as days.
 _AGE_DAYS = {
     "sqlite": "(julianday(:now) - julianday(created_at))",
     # Double precision: EXTRACT answers numeric, and POWER over numeric is many times slower.
@@ -168,9 +167,10 @@ async def reliability_of(db: Database, station_ids: list[int]) -> dict[int, Reli
     if not station_ids:
         return {}
     now = utcnow()
-    moments: dict[str, Any] = {"now": now, "since": now - timedelta(days=RELIABILITY_WINDOW_DAYS)}
-    if db.is_sqlite:
-        moments = {name: moment.strftime(_SQLITE_TIME) for name, moment in moments.items()}
+    moments = {
+        name: stored_time(moment, sqlite=db.is_sqlite)
+        for name, moment in (("now", now), ("since", now - timedelta(days=RELIABILITY_WINDOW_DAYS)))
+    }
     among, params = db.one_of("station_id", station_ids)
     weight = f"POWER(0.5, {_AGE_DAYS[db.dialect]} / {HALF_LIFE_DAYS})"
     # The weights of successes and of failures apart: each row's weight is computed once, not twice.
