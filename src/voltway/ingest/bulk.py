@@ -5,6 +5,7 @@ anyway would make a retried request create the same stations twice. `POST /api/v
 station without one.
 """
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -20,6 +21,7 @@ from voltway.core.db import Database, utcnow
 from voltway.core.errors import InvalidInput, PayloadTooLarge
 from voltway.core.metrics import IMPORT_ROWS
 from voltway.ingest.duplicates import link_duplicates_since
+from voltway.ingest.first_load import indexes_after_first_load
 from voltway.ingest.upsert import ItemError, Items, UpsertReport, fewer_collections, upsert_stations
 from voltway.stations.models import Station
 from voltway.stations.schemas import StationIn, StationStatus
@@ -109,15 +111,18 @@ async def import_stations(
     feed: str,
     progress: Callable[[int], None] | None = None,
     link: bool = True,
+    first_load: bool = False,
 ) -> UpsertReport:
     """Upsert valid items, then (unless `link` is false) link duplicates among the stations written.
 
     `invalid` holds the items the caller rejected before the engine saw them (it may fill while `items` is
     read); they join the engine's own rejections in the report, by index. `feed` (ocm, csv, api) labels the
-    import-rows metric.
+    import-rows metric. `first_load`: an import of a file, whose indexes are built after its rows when the
+    database has no station yet (`ingest/first_load.py`).
     """
     started = utcnow()  # the engine stamps what it writes with the same clock
-    report = await upsert_stations(db, items, progress=progress)
+    async with indexes_after_first_load(db) if first_load else contextlib.nullcontext():
+        report = await upsert_stations(db, items, progress=progress)
     report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
     for result, rows in (("created", report.created), ("updated", report.updated),
                          ("unchanged", report.unchanged), ("rejected", len(report.rejected))):

@@ -169,7 +169,7 @@ async def import_csv(
 ) -> UpsertReport:
     """Import a CSV stream; CsvHeaderError (nothing written) when the header is unusable."""
     reader = CsvStationReader(stream)
-    return await import_stations(db, reader, invalid=reader.errors, feed="csv", progress=progress)
+    return await import_stations(db, reader, invalid=reader.errors, feed="csv", progress=progress, first_load=True)
 
 
 # ------------------------------------------------------------------------------------------ writing

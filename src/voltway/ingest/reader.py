@@ -192,7 +192,9 @@ async def _run(db: Database, reader: OcmReader, source: ByteSource, progress: Pr
             progress(reader.report.records, reader.bytes_read)
 
     report = reader.report
-    result = await import_stations(db, reader.stations(source), invalid=report.rejected, feed="ocm", progress=report_progress)
+    result = await import_stations(
+        db, reader.stations(source), invalid=report.rejected, feed="ocm", progress=report_progress, first_load=True
+    )
     for name in ("created", "updated", "unchanged", "rejected", "repeated", "duplicates"):
         setattr(report, name, getattr(result, name))
 

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from voltway.core.db import null_pool_engine
+from voltway.core.deferred_indexes import restore
 from voltway.models import Base
 
 config = context.config
@@ -11,6 +12,10 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Indexes a killed first load left deferred come back before any migration may touch them.
+        restore(connection)
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

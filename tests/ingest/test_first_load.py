@@ -1,0 +1,107 @@
+"""A first import into an empty SQLite database builds the stations' indexes and R*Tree after the rows."""
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voltway.core.db import Database, sqlite_path
+from voltway.ingest.reader import import_ocm_stream
+
+from tests.conftest import fresh_sqlite_url
+from tests.ingest.support import schema, synthetic_pois
+
+DEFERRED = {  # every non-unique index of stations and connectors but one, and the R*Tree's insert trigger
+    "ix_connectors_type_power", "ix_stations_country_status", "ix_stations_duplicate_of_id", "ix_stations_lat_lon",
+    "ix_stations_map", "ix_stations_max_power_kw", "ix_stations_operator", "ix_stations_sort_power",
+    "ix_stations_sort_rating", "ix_stations_updated_at", "stations_rtree_insert",
+}  # fmt: skip
+
+
+def rtree_matches_stations(url: str) -> bool:
+    with sqlite3.connect(sqlite_path(url)) as conn:
+        # The R*Tree keeps 32-bit floats rounded outwards: compare each entry with its station's position.
+        stations = conn.execute("SELECT id, latitude, longitude FROM stations ORDER BY id").fetchall()
+        entries = conn.execute("SELECT * FROM station_rtree ORDER BY id").fetchall()  # id, lat range, lon range
+    return [s[0] for s in stations] == [e[0] for e in entries] and all(
+        e[1] <= s[1] <= e[2] and e[3] <= s[2] <= e[4] and e[2] - e[1] < 1e-4 and e[4] - e[3] < 1e-4
+        for s, e in zip(stations, entries)
+    )
+
+
+async def import_watching(url: str, records: list[dict[str, Any]]) -> tuple[Any, list[set[str]]]:
+    """Import `records`; also the names of the indexes and triggers missing after each committed chunk."""
+    expected = set(schema(url))
+    missing: list[set[str]] = []
+    db = Database(url)
+    try:
+        body = io.BytesIO(json.dumps(records).encode())
+        report = await import_ocm_stream(db, body, progress=lambda *_: missing.append(expected - set(schema(url))))
+    finally:
+        await db.dispose()
+    return report, missing
+
+
+@pytest.fixture
+def url(sqlite_template: Path, tmp_path: Path) -> str:
+    return fresh_sqlite_url(sqlite_template, tmp_path)
+
+
+async def test_a_first_import_builds_the_indexes_after_the_rows(url: str) -> None:
+    before = schema(url)
+    report, missing = await import_watching(url, synthetic_pois(2500))
+    assert (report.created, report.rejected) == (2500, [])
+    assert missing == [DEFERRED, DEFERRED, DEFERRED]  # after each of the three chunks
+    assert schema(url) == before
+    assert rtree_matches_stations(url)
+    with sqlite3.connect(sqlite_path(url)) as conn:
+        assert conn.execute("SELECT count(*) FROM deferred_schema").fetchone() == (0,)
+
+
+async def test_an_import_into_a_database_with_stations_keeps_its_indexes(url: str) -> None:
+    records = synthetic_pois(2500)
+    await import_watching(url, records[:10])
+    report, missing = await import_watching(url, records)
+    assert (report.created, report.unchanged) == (2490, 10)
+    assert missing == [set(), set(), set()]
+    assert rtree_matches_stations(url)
+
+
+async def test_a_first_import_that_stops_early_still_builds_its_indexes(url: str) -> None:
+    before = schema(url)
+    truncated = json.dumps(synthetic_pois(1500))[:-5000].encode()
+    db = Database(url)
+    try:
+        report = await import_ocm_stream(db, io.BytesIO(truncated))
+    finally:
+        await db.dispose()
+    assert report.error is not None and report.error.code == "truncated_json"
+    assert report.created > 1000
+    assert schema(url) == before
+    assert rtree_matches_stations(url)
+
+
+async def test_a_first_import_that_fails_still_builds_its_indexes(url: str) -> None:
+    before = schema(url)
+    db = Database(url)
+    try:
+        with pytest.raises(RuntimeError, match="stopped"):
+            await import_ocm_stream(db, io.BytesIO(json.dumps(synthetic_pois(2500)).encode()), progress=_fail_after(2))
+    finally:
+        await db.dispose()
+    assert schema(url) == before  # a killed import leaves them to the next start: tests/ingest/test_import_cli.py
+    assert rtree_matches_stations(url)
+
+
+def _fail_after(chunks: int) -> Any:
+    seen = []
+
+    def progress(*_: Any) -> None:
+        seen.append(1)
+        if len(seen) == chunks:
+            raise RuntimeError("stopped")
+
+    return progress
