@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from voltway.core.db import Database, sqlite_path
+from voltway.ingest.first_load import RTREE_CATCH_UP
 from voltway.ingest.reader import import_ocm_stream
+from voltway.migrations import upgrade
 
 from tests.conftest import fresh_sqlite_url
 from tests.ingest.support import schema, synthetic_pois
@@ -105,3 +107,29 @@ def _fail_after(chunks: int) -> Any:
             raise RuntimeError("stopped")
 
     return progress
+
+
+def test_the_next_migration_run_restores_what_a_killed_load_left_all_or_nothing(url: str) -> None:
+    before = schema(url)
+    with sqlite3.connect(sqlite_path(url), isolation_level=None) as conn:  # what a killed first load leaves
+        conn.execute("BEGIN")
+        for name in ("ix_stations_operator", "stations_rtree_insert"):
+            sql = before[name]
+            if name == "stations_rtree_insert":
+                conn.execute("INSERT INTO deferred_schema (name, sql) VALUES (?, ?)", (name, RTREE_CATCH_UP[name]))
+            conn.execute("INSERT INTO deferred_schema (name, sql) VALUES (?, ?)", (name, sql))
+            conn.execute(f"DROP {'TRIGGER' if name.startswith('stations_') else 'INDEX'} {name}")
+        conn.execute("INSERT INTO stations (source, external_id, name, latitude, longitude, x, y, z, status, "
+                     "rating_count, created_at, updated_at) VALUES ('t', '1', 'T', 10, 20, 0, 0, 0, 'unknown', 0, "
+                     "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')")  # fmt: skip
+        conn.execute("COMMIT")
+        broken = conn.execute("SELECT max(position) FROM deferred_schema").fetchone()[0] + 1
+        conn.execute("INSERT INTO deferred_schema (position, name, sql) VALUES (?, 'bad', 'CREATE NONSENSE')", (broken,))
+    with pytest.raises(Exception, match="NONSENSE"):
+        upgrade(url)
+    assert set(before) - set(schema(url)) == {"ix_stations_operator", "stations_rtree_insert"}  # nothing half-done
+    with sqlite3.connect(sqlite_path(url)) as conn:
+        conn.execute("DELETE FROM deferred_schema WHERE name = 'bad'")
+    upgrade(url)
+    assert schema(url) == before
+    assert rtree_matches_stations(url)

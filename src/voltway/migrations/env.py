@@ -13,7 +13,9 @@ target_metadata = Base.metadata
 
 def _run(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
-        # Indexes a killed first load left deferred come back before any migration may touch them.
+        # Indexes a killed first load left deferred come back before any migration may touch them: all in one
+        # transaction (the driver would otherwise run each CREATE on its own).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
         restore(connection)
         connection.commit()
     context.configure(
