@@ -208,6 +208,23 @@ async def test_radius_search_equals_brute_force(client: httpx.AsyncClient) -> No
         check_page(await get(client, API, params), want, params)
 
 
+async def test_searches_sized_by_earlier_ones_still_equal_brute_force(client: httpx.AsyncClient) -> None:
+    """The first circle of a search near an earlier one is sized by what that one needed (`_RadiusHints`):
+    a dense spot, then sparser spots of the same 0.1° cell, other page sizes and filters."""
+    rng = random.Random(5)
+    for lat, lon, _sigma in CLUSTERS:
+        for _ in range(6):
+            dlat, dlon = rng.choice((0.0, 0.02, 0.049)), rng.choice((0.0, -0.03, 0.049))
+            point = (max(-90.0, min(90.0, lat + dlat)), (lon + dlon + 180) % 360 - 180)
+            limit, f = rng.choice((1, 5, 50, PAGE_MAX)), rng.choice(({}, {"min_power_kw": 150}))
+            radius = rng.choice((0.5, 10.0, 300.0, 20_015.1))
+            params = {"lat": point[0], "lon": point[1], "radius_km": radius, "limit": limit, **f}
+            want = expected(f=f, origin=point, radius=radius)
+            page = await get(client, API, params)
+            assert answer(page["items"]) == want[:limit], params
+            assert (page["next_cursor"] is not None) == (len(want) > limit), params
+
+
 async def test_bbox_search_equals_brute_force(client: httpx.AsyncClient) -> None:
     rng = random.Random(2)
     for i in range(70):

@@ -8,7 +8,9 @@ R*Tree `station_rtree` on SQLite, the (latitude, longitude) btree on PostgreSQL.
 Distance-sorted searches expand a circle around the query point (from 1 km, growing by the density seen,
 up to the requested radius or the whole sphere) and stop as soon as one page (plus one row, to know if there
 is a next page) is inside it: everything outside the circle is farther than everything inside, so that page
-is exact, and a dense city costs a hundred candidates instead of every station within the radius.
+is exact, and a dense city costs a hundred candidates instead of every station within the radius. The first
+circle of a search near an earlier one (same 0.1° cell, same filters) is sized by the distance its page
+needed (`_RadiusHints`): one statement instead of two, most of the time; a circle still too small grows.
 
 On SQLite a page in distance order is read in two statements: the ordered (id, sort key) pairs first, then
 the rows of just those ids. Its sorter would otherwise carry whole rows (each with its connectors' JSON), and
@@ -20,6 +22,7 @@ their keys, in one statement.
 
 import base64
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,6 +46,9 @@ from voltway.stations.service import STATION_COLUMNS, stored_station_dicts
 FIRST_RADIUS_KM = 1.0
 MIN_GROWTH, MAX_GROWTH = 1.5, 4.0
 RADIUS_SLACK = 1.5
+HINT_CELL_DEG = 0.1
+HINT_SLACK = 1.15  # radius: ~32% more area than the page needed last time
+MIN_HINT_KM = 0.05
 
 
 class SortKey(StrEnum):
@@ -276,6 +282,41 @@ def _statement(
     return statement, sql.params
 
 
+class _RadiusHints:
+    """How far a page reached near a point: per database, 0.1° cell and filters, the distance of the last row
+    a first page needed, per square root of its row count (for a uniform density, the radius holding n rows
+    grows with √n). At most `size` entries, the oldest dropped first. Only a starting size: answers never
+    depend on it."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.reach: dict[tuple[Any, ...], float] = {}
+
+    @staticmethod
+    def key(db: Database, query: StationQuery) -> tuple[Any, ...]:
+        assert query.origin is not None
+        lat, lon = query.origin
+        return db.url, round(lat / HINT_CELL_DEG), round(lon / HINT_CELL_DEG), query.filters
+
+    def radius(self, key: tuple[Any, ...], wanted: int) -> float:
+        reach = self.reach.get(key)
+        return FIRST_RADIUS_KM if reach is None else max(reach * math.sqrt(wanted) * HINT_SLACK, MIN_HINT_KM)
+
+    def learn(self, key: tuple[Any, ...], wanted: int, radius: float, rows: Sequence[Any]) -> None:
+        # The page's last row, or (fewer rows than wanted within the limit) what the density seen implies.
+        if len(rows) >= wanted:
+            needed = chord2_to_km(rows[wanted - 1][-1])
+        else:
+            needed = radius * math.sqrt(wanted / max(len(rows), 1))
+        self.reach.pop(key, None)
+        if len(self.reach) >= self.size:
+            del self.reach[next(iter(self.reach))]
+        self.reach[key] = needed / math.sqrt(wanted)
+
+
+_hints = _RadiusHints()
+
+
 async def _page(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor | None) -> list[Any]:
     """One page plus one as `_statement` selects it, expanding the circle for distance order (see the module
     docstring): each row starts with the station's id and ends with its sort key."""
@@ -283,12 +324,18 @@ async def _page(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor
         sql, params = _statement(db.dialect, query, sort, cursor, query.radius_km)
         return list(await db.fetch(sql, params))
     limit_km = HALF_CIRCUMFERENCE_KM if query.radius_km is None else min(query.radius_km, HALF_CIRCUMFERENCE_KM)
-    start_km = chord2_to_km(cursor.key or 0.0) if cursor is not None else 0.0
-    radius = min(start_km + FIRST_RADIUS_KM, limit_km)
     wanted = query.limit + 1
+    hint = _hints.key(db, query) if cursor is None else None
+    if hint is not None:
+        start_km, radius = 0.0, min(_hints.radius(hint, wanted), limit_km)
+    else:
+        start_km = chord2_to_km(cursor.key or 0.0) if cursor is not None else 0.0
+        radius = min(start_km + FIRST_RADIUS_KM, limit_km)
     while True:
         rows = await db.fetch(*_statement(db.dialect, query, sort, cursor, radius))
         if radius >= limit_km or len(rows) >= wanted:
+            if hint is not None:
+                _hints.learn(hint, wanted, radius, rows)
             return list(rows)
         # Grow the circle's area by the shortfall (with some slack), between x1.5 and x4 in radius.
         growth = math.sqrt(RADIUS_SLACK * wanted / len(rows)) if rows else MAX_GROWTH
