@@ -3,7 +3,7 @@
 import jwt
 import pytest
 
-from tests.accounts.factories import PASSWORD, make_driver
+from tests.accounts.factories import PASSWORD
 
 
 async def register(client, email="Ada@Example.org", password="a long passphrase", **extra):

@@ -325,11 +325,12 @@ async def _page(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor
         return list(await db.fetch(sql, params))
     limit_km = HALF_CIRCUMFERENCE_KM if query.radius_km is None else min(query.radius_km, HALF_CIRCUMFERENCE_KM)
     wanted = query.limit + 1
-    hint = _hints.key(db, query) if cursor is None else None
-    if hint is not None:
+    hint: tuple[Any, ...] | None = None
+    if cursor is None:
+        hint = _hints.key(db, query)
         start_km, radius = 0.0, min(_hints.radius(hint, wanted), limit_km)
-    else:
-        start_km = chord2_to_km(cursor.key or 0.0) if cursor is not None else 0.0
+    else:  # a later page: from its first row's distance on
+        start_km = chord2_to_km(cursor.key or 0.0)
         radius = min(start_km + FIRST_RADIUS_KM, limit_km)
     while True:
         rows = await db.fetch(*_statement(db.dialect, query, sort, cursor, radius))
