@@ -124,7 +124,7 @@ def test_the_next_migration_run_restores_what_a_killed_load_left_all_or_nothing(
                      "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')")  # fmt: skip
         conn.execute("COMMIT")
         broken = conn.execute("SELECT max(position) FROM deferred_schema").fetchone()[0] + 1
-        conn.execute("INSERT INTO deferred_schema (position, name, sql) VALUES (?, 'bad', 'CREATE NONSENSE')", (broken,))
+        conn.execute("INSERT INTO deferred_schema VALUES (?, 'bad', 'CREATE NONSENSE')", (broken,))
     with pytest.raises(Exception, match="NONSENSE"):
         upgrade(url)
     assert set(before) - set(schema(url)) == {"ix_stations_operator", "stations_rtree_insert"}  # nothing half-done
@@ -133,3 +133,26 @@ def test_the_next_migration_run_restores_what_a_killed_load_left_all_or_nothing(
     upgrade(url)
     assert schema(url) == before
     assert rtree_matches_stations(url)
+
+
+async def test_stations_written_beside_a_first_load_reach_the_r_tree_when_it_ends(url: str) -> None:
+    def write_beside(*_: Any) -> None:  # another writer, between two of the load's chunks
+        with sqlite3.connect(sqlite_path(url)) as conn:
+            conn.execute(
+                "INSERT INTO stations (source, external_id, name, latitude, longitude, x, y, z, status, rating_count, "
+                "created_at, updated_at) VALUES ('other', ?, 'Beside', -40, 175, 0, 0, 0, 'unknown', 0, "
+                "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')",
+                (str(len(written)),),
+            )
+            written.append(conn.execute("SELECT count(*) FROM station_rtree").fetchone()[0])
+
+    written: list[int] = []
+    db = Database(url)
+    try:
+        body = io.BytesIO(json.dumps(synthetic_pois(2500)).encode())
+        report = await import_ocm_stream(db, body, progress=write_beside)
+    finally:
+        await db.dispose()
+    assert report.created == 2500
+    assert written == [0, 0, 0]  # no R*Tree entry while the load ran, not even for the other writer's
+    assert rtree_matches_stations(url)  # 2,503 stations, each with its entry
