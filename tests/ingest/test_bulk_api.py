@@ -1,5 +1,6 @@
 """POST /api/v1/stations/bulk: upsert semantics, per-item errors, limits on items and body size."""
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -8,7 +9,7 @@ import orjson
 import pytest
 
 from voltway.core.cache import cache
-from voltway.core.db import Database
+from voltway.core.db import Database, sqlite_path
 from voltway.ingest.router import MAX_BODY_BYTES
 
 StationFactory = Callable[..., dict[str, Any]]
@@ -238,3 +239,23 @@ async def test_bulk_writes_count_in_the_import_rows_metric(
     after = await _import_rows(client)
     delta = {result: after.get(result, 0) - before.get(result, 0) for result in after}
     assert delta == {"created": 2, "updated": 0, "unchanged": 1, "rejected": 1}
+
+
+async def test_a_write_that_cannot_get_the_sqlite_lock_is_a_503_to_retry(
+    client: httpx.AsyncClient, operator_headers: dict[str, str], db: Database, station_item: StationFactory,
+    database_url: str,
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    holder = sqlite3.connect(sqlite_path(database_url), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's long write, for longer than the busy timeout (10 s)
+    try:
+        response = await client.post(URL, json=[station_item(1)], headers=operator_headers)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "2"
+    assert response.json()["error"]["code"] == "service_unavailable"
+    retried = await client.post(URL, json=[station_item(1)], headers=operator_headers)
+    assert retried.json()["created"] == 1

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voltway.core.responses import FastJSONResponse
@@ -120,6 +121,17 @@ def install_error_handlers(app: FastAPI) -> None:
         details = _validation_details(exc)
         fields = ", ".join(d["field"] for d in details if d["field"])
         return error_response(422, "validation_error", f"invalid input: {fields}", details)
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(_request: Request, exc: OperationalError) -> FastJSONResponse:
+        # SQLite has one writer at a time: a write that waited the whole busy timeout for the lock (a long
+        # import holding it, say) is worth retrying, not a server fault. Anything else stays a 500.
+        if "database is locked" not in str(exc.orig):
+            raise exc
+        return error_response(
+            503, "service_unavailable", "the database is busy with other writes: retry shortly", None,
+            {"Retry-After": "2"},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
