@@ -8,12 +8,16 @@ from typing import Any
 
 import pytest
 
-from voltway.core.db import Database, sqlite_path
-from voltway.ingest.first_load import RTREE_CATCH_UP
+from voltway.core.db import Database, sqlite_path, utcnow
+from voltway.ingest.bulk import import_stations
+from voltway.ingest.duplicates import link_duplicates_since
+from voltway.ingest.first_load import RTREE_CATCH_UP, first_load_running, indexes_after_first_load
 from voltway.ingest.reader import import_ocm_stream
 from voltway.migrations import upgrade
+from voltway.stations.schemas import StationIn
 
 from tests.conftest import fresh_sqlite_url
+from tests.ingest.conftest import StationFactory
 from tests.ingest.support import schema, synthetic_pois
 
 DEFERRED = {  # every non-unique index of stations and connectors but one, and the R*Tree's insert trigger
@@ -156,3 +160,26 @@ async def test_stations_written_beside_a_first_load_reach_the_r_tree_when_it_end
     assert report.created == 2500
     assert written == [0, 0, 0]  # no R*Tree entry while the load ran, not even for the other writer's
     assert rtree_matches_stations(url)  # 2,503 stations, each with its entry
+
+
+async def test_a_writer_beside_a_first_load_leaves_duplicate_linking_to_it(
+    url: str, station_item: StationFactory
+) -> None:
+    """Without the indexes, linking would read the whole table again and again (a bulk request took minutes and
+    slowed the load sixfold); the load links every station written since it started."""
+    twins = [  # the same site listed twice, ~8 m apart
+        (i, StationIn.model_validate(station_item(1, external_id=f"twin-{i}", longitude=174.7633 + i * 0.0001)))
+        for i in range(2)
+    ]
+    db = Database(url)
+    try:
+        started = utcnow()
+        async with indexes_after_first_load(db) as deferred:
+            assert deferred and await first_load_running(db)
+            report = await import_stations(db, twins, invalid=[], feed="api")
+            assert (report.created, report.duplicates) == (2, [])
+        assert not await first_load_running(db)
+        links = await link_duplicates_since(db, started)  # as the load does once its indexes are back
+    finally:
+        await db.dispose()
+    assert [(link.station_id, link.duplicate_of_id) for link in links] == [(2, 1)]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from sqlalchemy.engine import Connection
 
 from voltway.core.db import Database, null_pool_engine
+from voltway.core.deferred_indexes import TABLE as DEFERRED_TABLE
 from voltway.core.deferred_indexes import defer, restore
 
 STATION_TABLES = ("stations", "connectors")
@@ -44,6 +45,15 @@ def _defer_if_empty(conn: Connection) -> list[str]:
     if conn.exec_driver_sql("SELECT 1 FROM stations LIMIT 1").first() is not None:
         return []
     return defer(conn, tables=STATION_TABLES, keep=KEPT_INDEXES, triggers=RTREE_CATCH_UP)
+
+
+async def first_load_running(db: Database) -> bool:
+    """Whether a first load has the stations' indexes deferred (SQLite): it will link every station written
+    since it started, once they are back, so another writer meanwhile leaves the linking to it (without the
+    indexes, linking reads the whole table again and again)."""
+    if not db.is_sqlite:
+        return False
+    return bool(await db.fetch(f"SELECT 1 FROM {DEFERRED_TABLE} LIMIT 1", {}))
 
 
 @contextlib.asynccontextmanager
