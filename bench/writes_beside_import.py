@@ -32,7 +32,8 @@ def batch(first: int) -> list[tuple[int, StationIn]]:
     return [
         (i, StationIn.model_validate({
             "source": "bench", "external_id": f"beside-{first + i}", "name": f"Beside {first + i}",
-            "latitude": -36.0 + (first + i) * 0.001, "longitude": 174.0, "connectors": [{"type": "ccs2", "power_kw": 50}],
+            "latitude": -36.0 + (first + i) * 0.001, "longitude": 174.0,
+            "connectors": [{"type": "ccs2", "power_kw": 50}],
         }))  # fmt: skip
         for i in range(10)
     ]
