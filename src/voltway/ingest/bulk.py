@@ -21,7 +21,7 @@ from voltway.core.db import Database, utcnow
 from voltway.core.errors import InvalidInput, PayloadTooLarge
 from voltway.core.metrics import IMPORT_ROWS
 from voltway.ingest.duplicates import link_duplicates_since
-from voltway.ingest.first_load import first_load_running, indexes_after_first_load
+from voltway.ingest.first_load import indexes_after_first_load
 from voltway.ingest.upsert import ItemError, Items, UpsertReport, fewer_collections, upsert_stations
 from voltway.stations.models import Station
 from voltway.stations.schemas import StationIn, StationStatus
@@ -128,7 +128,7 @@ async def import_stations(
                          ("unchanged", report.unchanged), ("rejected", len(report.rejected))):
         IMPORT_ROWS.labels(source=feed, result=result).inc(rows)
     if report.wrote:  # nothing to link or to invalidate when every item was unchanged or rejected
-        if link and not await first_load_running(db):
+        if link:
             report.duplicates = await link_duplicates_since(db, started)
         await invalidate("stations")  # cached station answers must show what was written
     return report

@@ -45,6 +45,7 @@ from sqlalchemy import bindparam, update
 
 from voltway.core.db import Database, stored_time
 from voltway.core.geo import EARTH_RADIUS_KM, haversine_km
+from voltway.ingest.first_load import first_load_running
 from voltway.stations.models import Station
 
 MAX_DISTANCE_M = 250.0
@@ -391,8 +392,12 @@ async def link_duplicates_since(db: Database, since: datetime) -> list[Duplicate
     """Run the rule over every station written (`updated_at`) at or after `since`: after an import.
 
     Neighbours come from a box query per checked station, or, when the import touched at least
-    `SWEEP_SHARE` of the table (a first import), from one sweep over the table.
+    `SWEEP_SHARE` of the table (a first import), from one sweep over the table. Nothing while a first load has
+    the stations' indexes deferred: without them this would read the whole table again and again, and the
+    load links every station written since it started once they are back.
     """
+    if await first_load_running(db):
+        return []
     async with _streaming_reads(db):
         return await _link_since(db, since)
 

@@ -48,9 +48,7 @@ def _defer_if_empty(conn: Connection) -> list[str]:
 
 
 async def first_load_running(db: Database) -> bool:
-    """Whether a first load has the stations' indexes deferred (SQLite): it will link every station written
-    since it started, once they are back, so another writer meanwhile leaves the linking to it (without the
-    indexes, linking reads the whole table again and again)."""
+    """Whether a first load has the stations' indexes deferred (SQLite): duplicate linking waits for it."""
     if not db.is_sqlite:
         return False
     return bool(await db.fetch(f"SELECT 1 FROM {DEFERRED_TABLE} LIMIT 1", {}))
