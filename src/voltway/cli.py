@@ -52,7 +52,7 @@ def serve(
     configure_logging(settings)  # uvicorn's own loggers go through the JSON handlers (log_config=None)
     with multiprocess_metrics(workers):
         uvicorn.run(
-            "voltway.app:create_app",
+            "voltway.app:create_server_app",
             factory=True,
             host=host,
             port=port,
