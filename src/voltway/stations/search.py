@@ -12,12 +12,10 @@ is exact, and a dense city costs a hundred candidates instead of every station w
 circle of a search near an earlier one (same 0.1° cell, same filters) is sized by the distance its page
 needed (`_RadiusHints`): one statement instead of two, most of the time; a circle still too small grows.
 
-On SQLite a page in distance order is read in two statements: the ordered (id, sort key) pairs first, then
-the rows of just those ids. Its sorter would otherwise carry whole rows (each with its connectors' JSON), and
-a circle that turns out too small would have its rows read for nothing: a dense-city radius search costs
-about 2.5 times less. Other orders mostly come from an index, without a sorter, and PostgreSQL reads each
-candidate's row with its index entry anyway and pays a round trip per statement: there the rows come with
-their keys, in one statement.
+On SQLite a page in distance order sorts only (id, sort key) pairs, in a subquery, and joins the rows of just
+the page's ids to them: a sorter carrying whole rows (each with its connectors' JSON) made a dense-city radius
+search about 2.5 times dearer. Other orders mostly come from an index, without a sorter, and PostgreSQL reads
+each candidate's row with its index entry anyway: there the rows are selected and sorted directly.
 """
 
 import base64
@@ -230,7 +228,7 @@ def _escape_like(text: str) -> str:
 
 
 def _keys_first(dialect: str, sort: SortKey) -> bool:
-    """Whether a page is read as (id, sort key) pairs, then its rows (see the module docstring)."""
+    """Whether a page's (id, sort key) pairs are sorted before its rows are joined (see the module docstring)."""
     return dialect == "sqlite" and sort is SortKey.distance
 
 
@@ -241,8 +239,8 @@ def _statement(
     cursor: Cursor | None,
     radius_km: float | None,
 ) -> tuple[str, dict[str, Any]]:
-    """SELECT of one page plus one, in order: (id, sort key) pairs (`_keys_first`), else STATION_COLUMNS and the
-    sort key; `radius_km` None means no distance limit."""
+    """SELECT of one page plus one: STATION_COLUMNS and the sort key, in order unless `_keys_first` (the page's
+    rows joined to its sorted keys come in the join's order); `radius_km` None means no distance limit."""
     sql = StationWhere(dialect)
     circle = None
     if query.origin is not None and radius_km is not None:
@@ -274,12 +272,27 @@ def _statement(
             key, last_id = sql.param(cursor.key), sql.param(cursor.id)
             beyond = ">" if ascending else "<"
             sql.where.append(f"({key_sql} {beyond} {key} OR ({key_sql} = {key} AND s.id > {last_id}))")
+    keys_first = _keys_first(dialect, sort)
     statement = (
-        f"SELECT {'s.id' if _keys_first(dialect, sort) else STATION_COLUMNS}, {key_sql} AS sort_key "
+        f"SELECT {'s.id' if keys_first else STATION_COLUMNS}, {key_sql} AS sort_key "
         f"FROM {sql.tables} WHERE {' AND '.join(sql.where)} "
         f"ORDER BY {order} LIMIT {sql.param(query.limit + 1)}"
     )
+    if keys_first:
+        statement = f"SELECT {STATION_COLUMNS}, k.sort_key FROM ({statement}) k CROSS JOIN stations s ON s.id = k.id"
     return statement, sql.params
+
+
+async def _fetch_page(db: Database, statement: tuple[str, dict[str, Any]], sort: SortKey) -> list[Any]:
+    """The rows of a `_statement`, in the page's order."""
+    rows = list(await db.fetch(*statement))
+    if _keys_first(db.dialect, sort):
+        rows.sort(key=_sort_key_then_id)  # a few dozen rows, most often in order already
+    return rows
+
+
+def _sort_key_then_id(row: Sequence[Any]) -> tuple[Any, Any]:
+    return row[-1], row[0]
 
 
 class _RadiusHints:
@@ -318,11 +331,10 @@ _hints = _RadiusHints()
 
 
 async def _page(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor | None) -> list[Any]:
-    """One page plus one as `_statement` selects it, expanding the circle for distance order (see the module
-    docstring): each row starts with the station's id and ends with its sort key."""
+    """One page plus one, in order, expanding the circle for distance order (see the module docstring): each row
+    is STATION_COLUMNS and the sort key."""
     if sort is not SortKey.distance:
-        sql, params = _statement(db.dialect, query, sort, cursor, query.radius_km)
-        return list(await db.fetch(sql, params))
+        return await _fetch_page(db, _statement(db.dialect, query, sort, cursor, query.radius_km), sort)
     limit_km = HALF_CIRCUMFERENCE_KM if query.radius_km is None else min(query.radius_km, HALF_CIRCUMFERENCE_KM)
     wanted = query.limit + 1
     hint: tuple[Any, ...] | None = None
@@ -333,25 +345,14 @@ async def _page(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor
         start_km = chord2_to_km(cursor.key or 0.0)
         radius = min(start_km + FIRST_RADIUS_KM, limit_km)
     while True:
-        rows = await db.fetch(*_statement(db.dialect, query, sort, cursor, radius))
+        rows = await _fetch_page(db, _statement(db.dialect, query, sort, cursor, radius), sort)
         if radius >= limit_km or len(rows) >= wanted:
             if hint is not None:
                 _hints.learn(hint, wanted, radius, rows)
-            return list(rows)
+            return rows
         # Grow the circle's area by the shortfall (with some slack), between x1.5 and x4 in radius.
         growth = math.sqrt(RADIUS_SLACK * wanted / len(rows)) if rows else MAX_GROWTH
         radius = min(start_km + (radius - start_km) * min(max(growth, MIN_GROWTH), MAX_GROWTH), limit_km)
-
-
-async def _station_rows(db: Database, sort: SortKey, page: list[Any]) -> list[Any]:
-    """The page's STATION_COLUMNS rows, in order: read by the ids of its (id, sort key) pairs when it holds
-    only those (`_keys_first`; a station deleted in between is left out)."""
-    if not _keys_first(db.dialect, sort) or not page:
-        return page
-    condition, params = db.one_of("s.id", (key[0] for key in page))
-    found = await db.fetch(f"SELECT {STATION_COLUMNS} FROM stations s WHERE {condition}", params)
-    rows = {row[0]: row for row in found}
-    return [rows[key[0]] for key in page if key[0] in rows]
 
 
 async def search_stations(db: Database, *, query: StationQuery, embed: bool = False) -> dict[str, Any]:
@@ -368,8 +369,7 @@ async def search_stations(db: Database, *, query: StationQuery, embed: bool = Fa
         page = page[: query.limit]
         last = page[-1]
         next_cursor = Cursor(sort, last[-1] if sort is not SortKey.id else None, last[0]).encode()
-    rows = await _station_rows(db, sort, page)
-    return {"items": stored_station_dicts(rows, origin=query.origin, embed=embed), "next_cursor": next_cursor}
+    return {"items": stored_station_dicts(page, origin=query.origin, embed=embed), "next_cursor": next_cursor}
 
 
 async def nearest_stations(
@@ -377,5 +377,5 @@ async def nearest_stations(
 ) -> dict[str, Any]:
     """The k stations nearest to (lat, lon) at any distance, nearest first (`embed` as in `search_stations`)."""
     query = StationQuery(origin=(lat, lon), filters=filters, sort=SortKey.distance, limit=k)
-    rows = await _station_rows(db, SortKey.distance, (await _page(db, query, SortKey.distance, None))[:k])
+    rows = (await _page(db, query, SortKey.distance, None))[:k]
     return {"items": stored_station_dicts(rows, origin=(lat, lon), embed=embed), "next_cursor": None}
