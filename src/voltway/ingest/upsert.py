@@ -16,8 +16,8 @@ chunk, with set-based statements:
 4. one DELETE of the old connectors of the updated stations whose connectors changed (the others keep
    theirs, see `_Writer._kept_connectors`) and one INSERT of the new connectors (the same way).
 
-On SQLite the engine writes each station's `connectors_json` with its row (see `_write_sqlite`); on PostgreSQL
-the statement triggers of migration 0007 render it.
+The engine writes each station's `connectors_json` with its row, the connector triggers idle inside its
+transaction (see `_write_sqlite`, `_write_postgresql`, migrations 0012 and 0014).
 
 A database error inside a chunk rolls the chunk back and the chunk is retried in halves (bisection) until
 the failing items are isolated: only they are rejected, every other item is written. A chunk is committed or
@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import gc
 import hashlib
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -182,10 +183,43 @@ def sqlite_connectors_json(first_id: int, connectors: Sequence[tuple[Any, ...]])
     ]).decode()  # fmt: skip
 
 
+def _pg_json_number(value: float | None) -> str:
+    """A float8 as PostgreSQL's JSON functions print it: the shortest form that reads back the same, like
+    Python's repr, but an integral value without ".0" (22.0 as 22, -0.0 as -0). From 1e15 PostgreSQL switches
+    to exponents where repr does not: connector powers stop at 2,000 kW."""
+    if value is None:
+        return "null"
+    if value.is_integer():
+        return f"{int(value)}" if math.copysign(1.0, value) > 0 else f"-{int(-value)}"
+    return repr(value)
+
+
+def _pg_json_text(value: str | None) -> str:
+    # PostgreSQL escapes what orjson escapes: the quote, the backslash and control characters (\n or \u00XX).
+    return orjson.dumps(value).decode()
+
+
+def postgresql_connectors_json(ids: Sequence[int], connectors: Sequence[tuple[Any, ...]]) -> str:
+    """The `connectors_json` of connectors stored with `ids`: the text the PostgreSQL triggers render
+    (json_agg of json_build_object: `"key" : value`, ", " between pairs and between objects)."""
+    return "[" + ", ".join(
+        f'{{"id" : {connector_id}, "type" : {_pg_json_text(kind)}, "type_name" : {_pg_json_text(name)}, '
+        f'"power_kw" : {_pg_json_number(power)}, "current" : {_pg_json_text(current)}, "quantity" : {quantity}, '
+        f'"status" : {_pg_json_text(status)}}}'
+        for connector_id, (kind, name, power, current, quantity, status) in zip(ids, connectors, strict=True)
+    ) + "]"
+
+
+# PostgreSQL: inside the engine's transaction, the connector triggers leave `connectors_json` to it (0014);
+# the ids of a chunk's connectors, taken from their sequence in one statement.
+PG_WRITER_ON = "SET LOCAL voltway.connectors_json_writer = 'on'"
+ALLOT_CONNECTOR_IDS = "SELECT nextval(pg_get_serial_sequence('connectors', 'id')) FROM generate_series(1, $1) ORDER BY 1"
+
+
 # PostgreSQL element types of the written columns: the arrays of its one-statement writes (see _statements).
 PG_TYPES = {
     **dict.fromkeys(("latitude", "longitude", "x", "y", "z", "max_power_kw", "power_kw"), "float8"),
-    **dict.fromkeys(("rating_count", "station_id", "quantity"), "int4"),
+    **dict.fromkeys(("id", "rating_count", "station_id", "quantity"), "int4"),
     "price": "json", "created_at": "timestamptz", "updated_at": "timestamptz",
 }  # fmt: skip
 
@@ -206,8 +240,9 @@ def _rows(db: Database, columns: Sequence[str]) -> str:
 def _statements(db: Database) -> tuple[str, str, str]:
     """(upsert, plain insert, connector insert) as driver SQL with positional parameters.
 
-    On SQLite the inserts also take the row's id and the station's `connectors_json`, and the upsert is not
-    used (see `_Writer._write_sqlite`); on PostgreSQL the plain insert, for keyless stations, returns the id.
+    The inserts take the station's `connectors_json` and the connectors' ids, on SQLite also the station's id,
+    and the upsert is not used there (see `_Writer._write_sqlite`); on PostgreSQL the plain insert, for keyless
+    stations, returns the id, and the upsert keeps the stored `connectors_json` where it is given none.
 
     The hot path hands value tuples straight to the driver: SQLAlchemy's per-row parameter processing cost
     more than SQLite's own work. Values are therefore given in the stored form: JSON as text, timestamps as
@@ -218,13 +253,13 @@ def _statements(db: Database) -> tuple[str, str, str]:
     statement-level connector triggers of migration 0007 re-rendered `connectors_json` once per connector row
     instead of once per chunk (importing 30,000 stations: connectors 15.2 s as an executemany, 8.2 s so).
     """
-    station_columns, connector_columns, returning = INSERTED_COLUMNS, CONNECTOR_COLUMNS, " RETURNING id"
+    station_columns, returning = (*INSERTED_COLUMNS, "connectors_json"), " RETURNING id"
     if db.is_sqlite:
-        station_columns = ("id", *INSERTED_COLUMNS, "connectors_json")
-        connector_columns = ("id", *CONNECTOR_COLUMNS)
-        returning = ""
+        station_columns, returning = ("id", *station_columns), ""
+    connector_columns = ("id", *CONNECTOR_COLUMNS)
     columns = ", ".join(station_columns)
     updates = ", ".join(f"{name} = excluded.{name}" for name in UPDATED_COLUMNS)
+    updates += ", connectors_json = coalesce(excluded.connectors_json, stations.connectors_json)"
     return (
         f"INSERT INTO stations ({columns}) {_rows(db, station_columns)} "
         f"ON CONFLICT (source, external_id) DO UPDATE SET {updates}",
@@ -253,10 +288,6 @@ def _arrays(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
 
 def _station_values(entry: _Entry, now: object) -> tuple[Any, ...]:
     return (*entry.row.values, 0, entry.row.content_hash, now, now)
-
-
-def _connector_values(entry: _Entry) -> list[tuple[Any, ...]]:
-    return [(entry.station_id, *values) for values in entry.row.connectors]
 
 
 class _Writer:
@@ -420,22 +451,47 @@ class _Writer:
         await self.conn.exec_driver_sql(WRITER_OFF)
 
     async def _write_postgresql(self, created: list[_Entry], updated: list[_Entry]) -> None:
-        """Stations, their ids, then their connectors; the statement triggers render `connectors_json`."""
+        """Stations with their `connectors_json`, their ids, then their connectors, the connector triggers idle.
+
+        The connectors' ids are taken from their sequence first, one statement for the chunk, so that their
+        JSON goes in with the station rows: the triggers rendered it by updating every station of the chunk
+        once more (a second version of each row and of its index entries). Stations whose connectors did not
+        change keep theirs and their JSON (`_kept_connectors`; the upsert is given NULL for them).
+        """
+        await self.conn.exec_driver_sql(PG_WRITER_ON)
         now = self._now()
+        kept = await self._kept_connectors(updated)
+        replaced = [e for e in updated if e.station_id not in kept]
+        written = [*created, *replaced]
+        count = sum(len(e.row.connectors) for e in written)
+        allotted = iter(
+            [row[0] for row in await self.conn.exec_driver_sql(ALLOT_CONNECTOR_IDS, (count,))] if count else []
+        )
+        connector_ids: dict[int, list[int]] = {}  # item index -> its connectors' ids
+        rendered: dict[int, str] = {}
+        for e in written:
+            connector_ids[e.index] = [next(allotted) for _ in e.row.connectors]
+            rendered[e.index] = postgresql_connectors_json(connector_ids[e.index], e.row.connectors)
+
+        def values(entry: _Entry) -> tuple[Any, ...]:
+            return (*_station_values(entry, now), rendered.get(entry.index))
+
         keyed = [e for e in (*created, *updated) if e.key is not None]
         if keyed:
-            rows = [_station_values(e, now) for e in keyed]
-            await self.conn.exec_driver_sql(self.upsert_sql, _arrays(rows))
+            await self.conn.exec_driver_sql(self.upsert_sql, _arrays([values(e) for e in keyed]))
         new_ids = await self._ids([e.key for e in created if e.key is not None])
         for e in created:
             if e.key is not None:
                 e.station_id = new_ids[e.key][0]
             else:  # nothing to match on: a plain insert, one row at a time
-                result = await self.conn.exec_driver_sql(self.insert_sql, _station_values(e, now))
+                result = await self.conn.exec_driver_sql(self.insert_sql, values(e))
                 e.station_id = result.scalar_one()
-        kept = await self._kept_connectors(updated)
-        replaced = [e for e in updated if e.station_id not in kept]
-        await self._replace_connectors(replaced, [row for e in (*created, *replaced) for row in _connector_values(e)])
+        connectors = [
+            (connector_id, e.station_id, *c)
+            for e in written
+            for connector_id, c in zip(connector_ids[e.index], e.row.connectors, strict=True)
+        ]
+        await self._replace_connectors(replaced, connectors)
 
 
 async def _aiter(
