@@ -1,5 +1,6 @@
 """The bulk upsert engine on both databases: classification, chunking, repeats, and a failing chunk."""
 
+import asyncio
 import contextlib
 import math
 from collections.abc import Iterator
@@ -317,6 +318,34 @@ async def test_the_triggers_stay_idle_inside_the_engine(db: Database, json_rewri
     assert await json_rewrites() == 1
     stored = orjson.loads(await scalar(db, "SELECT connectors_json FROM stations WHERE id = :id", id=station_id))
     assert stored == (await _connectors_by_station(db))[station_id]
+
+
+async def test_a_station_created_meanwhile_by_another_writer_is_updated_whole(db: Database) -> None:
+    """Another transaction inserts the same key after the engine looked its chunk up and commits while the engine
+    waits on it (PostgreSQL; SQLite's chunks hold the write lock from the start): the engine's station replaces
+    that one, connectors included, instead of adding its connectors to the other writer's."""
+    if db.is_sqlite:
+        pytest.skip("SQLite's chunks take the write lock before they look up their keys")
+    async with db.engine.connect() as other:
+        await other.begin()
+        station_id = (await other.exec_driver_sql(
+            "INSERT INTO stations (source, external_id, name, latitude, longitude, x, y, z, status, rating_count, "
+            "created_at, updated_at) VALUES ('test', 's1', 'Theirs', 0, 0, 1, 0, 0, 'unknown', 0, now(), now()) RETURNING id"
+        )).scalar_one()  # fmt: skip
+        await other.exec_driver_sql(
+            f"INSERT INTO connectors (station_id, type, quantity, status) VALUES ({station_id}, 'schuko', 1, 'available')"
+        )
+        engine = asyncio.create_task(upsert_stations(db, numbered([make_station(0), make_station(1)])))
+        await asyncio.sleep(0.5)  # the engine has classified s1 as new and waits on the uncommitted row
+        assert not engine.done()
+        await other.commit()
+        report = await engine
+    assert counts(report) == (1, 1, 0, [])
+    truth = await _connectors_by_station(db)
+    assert [c["type"] for c in truth[station_id]] == [c.type.value for c in make_station(1).connectors]
+    stored = await scalar(db, "SELECT connectors_json FROM stations WHERE id = :id", id=station_id)
+    assert orjson.loads(stored) == truth[station_id]
+    assert await scalar(db, "SELECT name FROM stations WHERE id = :id", id=station_id) == "Station 1"
 
 
 async def test_other_writers_still_render_connectors_json_after_the_engine(db: Database, failing_trigger: Any) -> None:

@@ -10,7 +10,8 @@ chunk, with set-based statements:
 2. items are classified `created` (no such key), `unchanged` (same content hash: blake2b over the orjson
    dump of the row's values, see StationRow) or `updated`;
 3. PostgreSQL: one `INSERT ... ON CONFLICT (source, external_id) DO UPDATE` for created and updated items,
-   one statement over arrays, then one SELECT of the new stations' ids. SQLite: an executemany of value
+   one statement over arrays, returning each station's id and whether it was inserted (a key another writer
+   created after step 1 makes an update: see `_write_postgresql`). SQLite: an executemany of value
    tuples inserting the created items, with the ids the engine allots, and one UPDATE executemany per set of
    changed columns for the updated ones (the R*Tree triggers fire for inserted rows and moved stations);
 4. one DELETE of the old connectors of the updated stations whose connectors changed (the others keep
@@ -242,7 +243,8 @@ def _statements(db: Database) -> tuple[str, str, str]:
 
     The inserts take the station's `connectors_json` and the connectors' ids, on SQLite also the station's id,
     and the upsert is not used there (see `_Writer._write_sqlite`); on PostgreSQL the plain insert, for keyless
-    stations, returns the id, and the upsert keeps the stored `connectors_json` where it is given none.
+    stations, returns the id, and the upsert keeps the stored `connectors_json` where it is given none and
+    returns each row's key, id and whether it was inserted.
 
     The hot path hands value tuples straight to the driver: SQLAlchemy's per-row parameter processing cost
     more than SQLite's own work. Values are therefore given in the stored form: JSON as text, timestamps as
@@ -262,7 +264,8 @@ def _statements(db: Database) -> tuple[str, str, str]:
     updates += ", connectors_json = coalesce(excluded.connectors_json, stations.connectors_json)"
     return (
         f"INSERT INTO stations ({columns}) {_rows(db, station_columns)} "
-        f"ON CONFLICT (source, external_id) DO UPDATE SET {updates}",
+        f"ON CONFLICT (source, external_id) DO UPDATE SET {updates} "
+        "RETURNING source, external_id, id, xmax = 0",  # xmax is 0 on a row this statement inserted
         f"INSERT INTO stations ({columns}) VALUES ({_placeholders(db, len(station_columns))}){returning}",
         f"INSERT INTO connectors ({', '.join(connector_columns)}) {_rows(db, connector_columns)}",
     )
@@ -457,6 +460,10 @@ class _Writer:
         JSON goes in with the station rows: the triggers rendered it by updating every station of the chunk
         once more (a second version of each row and of its index entries). Stations whose connectors did not
         change keep theirs and their JSON (`_kept_connectors`; the upsert is given NULL for them).
+
+        A key classified new may have been inserted by another writer since the chunk looked it up: the upsert
+        waits for that transaction, then updates the row. Such a station is counted and treated as updated,
+        its other connectors replaced, so that it never ends up with both writers' connectors.
         """
         await self.conn.exec_driver_sql(PG_WRITER_ON)
         now = self._now()
@@ -477,15 +484,20 @@ class _Writer:
             return (*_station_values(entry, now), rendered.get(entry.index))
 
         keyed = [e for e in (*created, *updated) if e.key is not None]
+        written_ids: dict[tuple[str, str], tuple[int, bool]] = {}
         if keyed:
-            await self.conn.exec_driver_sql(self.upsert_sql, _arrays([values(e) for e in keyed]))
-        new_ids = await self._ids([e.key for e in created if e.key is not None])
-        for e in created:
-            if e.key is not None:
-                e.station_id = new_ids[e.key][0]
-            else:  # nothing to match on: a plain insert, one row at a time
+            result = await self.conn.exec_driver_sql(self.upsert_sql, _arrays([values(e) for e in keyed]))
+            written_ids = {(source, external_id): (sid, inserted) for source, external_id, sid, inserted in result}
+        for e in list(created):
+            if e.key is None:  # nothing to match on: a plain insert, one row at a time
                 result = await self.conn.exec_driver_sql(self.insert_sql, values(e))
                 e.station_id = result.scalar_one()
+                continue
+            e.station_id, inserted = written_ids[e.key]
+            if not inserted:  # another writer created it meanwhile
+                created.remove(e)
+                updated.append(e)
+                replaced.append(e)
         connectors = [
             (connector_id, e.station_id, *c)
             for e in written
