@@ -137,7 +137,7 @@ async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) ->
         GROUP BY g.gy, g.gx
         ORDER BY g.gy, g.gx
     """
-    cells = await db.fetch(sql, where.params)
+    cells = await db.fetch(sql, where.params, slow=True)  # a continent's stations: a few hundred ms
     names = await _names(db, [sid for count, sid, *_ in cells if count == 1])
     groups = [
         Group(
