@@ -56,6 +56,9 @@ def chord2_to_km(chord2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(max(chord2, 0.0)) / 2))
 
 
+SPHERE_AREA_KM2 = 4 * math.pi * EARTH_RADIUS_KM**2
+
+
 @dataclass(frozen=True, slots=True)
 class GeoBox:
     """A latitude band and one or two longitude ranges (two when the box crosses the antimeridian)."""
@@ -63,6 +66,13 @@ class GeoBox:
     min_lat: float
     max_lat: float
     lon_ranges: tuple[tuple[float, float], ...]
+
+    def area_km2(self) -> float:
+        """The box's area on the sphere: R² × its longitude span in radians × the difference of the sines of
+        its latitudes."""
+        span = math.radians(sum(east - west for west, east in self.lon_ranges))
+        band = math.sin(math.radians(self.max_lat)) - math.sin(math.radians(self.min_lat))
+        return EARTH_RADIUS_KM**2 * span * band
 
 
 def split_longitudes(min_lon: float, max_lon: float) -> tuple[tuple[float, float], ...]:

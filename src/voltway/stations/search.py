@@ -32,6 +32,7 @@ from voltway.core.errors import InvalidInput
 from voltway.core.geo import (
     HALF_CIRCUMFERENCE_KM,
     SAME_POINT_KM,
+    SPHERE_AREA_KM2,
     GeoBox,
     chord2_to_km,
     chord2_within,
@@ -47,6 +48,9 @@ RADIUS_SLACK = 1.5
 HINT_CELL_DEG = 0.1
 HINT_SLACK = 1.15  # radius: ~32% more area than the page needed last time
 MIN_HINT_KM = 0.05
+# A statement narrowed to more than this may read thousands of rows (hundreds of milliseconds over a continent
+# with a filter few stations pass): it runs off the event loop (`Database.fetch(slow=True)`), a ~0.1 ms hop.
+SLOW_AREA_KM2 = 10_000.0
 
 
 class SortKey(StrEnum):
@@ -283,9 +287,25 @@ def _statement(
     return statement, sql.params
 
 
-async def _fetch_page(db: Database, statement: tuple[str, dict[str, Any]], sort: SortKey) -> list[Any]:
-    """The rows of a `_statement`, in the page's order."""
-    rows = list(await db.fetch(*statement))
+def narrowed_area_km2(query: StationQuery, radius_km: float | None) -> float:
+    """The area `_statement` narrows to for `radius_km`: the box around the circle, the query's box, the smaller
+    of both, or the whole sphere."""
+    area = SPHERE_AREA_KM2
+    if query.origin is not None and radius_km is not None:
+        circle = circle_box(*query.origin, radius_km)
+        if circle is not None:
+            area = circle.area_km2()
+    if query.box is not None:
+        area = min(area, query.box.area_km2())
+    return area
+
+
+async def _fetch_page(
+    db: Database, query: StationQuery, sort: SortKey, cursor: Cursor | None, radius_km: float | None
+) -> list[Any]:
+    """The rows of the `_statement` for these arguments, in the page's order."""
+    statement = _statement(db.dialect, query, sort, cursor, radius_km)
+    rows = list(await db.fetch(*statement, slow=narrowed_area_km2(query, radius_km) > SLOW_AREA_KM2))
     if _keys_first(db.dialect, sort):
         rows.sort(key=_sort_key_then_id)  # a few dozen rows, most often in order already
     return rows
@@ -334,7 +354,7 @@ async def _page(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor
     """One page plus one, in order, expanding the circle for distance order (see the module docstring): each row
     is STATION_COLUMNS and the sort key."""
     if sort is not SortKey.distance:
-        return await _fetch_page(db, _statement(db.dialect, query, sort, cursor, query.radius_km), sort)
+        return await _fetch_page(db, query, sort, cursor, query.radius_km)
     limit_km = HALF_CIRCUMFERENCE_KM if query.radius_km is None else min(query.radius_km, HALF_CIRCUMFERENCE_KM)
     wanted = query.limit + 1
     hint: tuple[Any, ...] | None = None
@@ -345,7 +365,7 @@ async def _page(db: Database, query: StationQuery, sort: SortKey, cursor: Cursor
         start_km = chord2_to_km(cursor.key or 0.0)
         radius = min(start_km + FIRST_RADIUS_KM, limit_km)
     while True:
-        rows = await _fetch_page(db, _statement(db.dialect, query, sort, cursor, radius), sort)
+        rows = await _fetch_page(db, query, sort, cursor, radius)
         if radius >= limit_km or len(rows) >= wanted:
             if hint is not None:
                 _hints.learn(hint, wanted, radius, rows)
