@@ -161,10 +161,10 @@ async def test_one_statement_for_the_reliability_of_all_candidates(client, db, s
     seen: list[str] = []
     fetch = db.fetch
 
-    async def fetched(sql, params):  # the fast read path (SQLite bypasses the engine there)
+    async def fetched(sql, params, **options):  # the fast read path (SQLite bypasses the engine there)
         if "checkins" in sql:
             seen.append(sql)
-        return await fetch(sql, params)
+        return await fetch(sql, params, **options)
 
     def executed(_conn, _cursor, statement, *_args):
         if "favorites" in statement or "charging_sessions" in statement:

@@ -96,9 +96,9 @@ async def test_reliability_of_many_stations_is_one_statement(client, db, backend
     statements: list[str] = []
     fetch = db.fetch
 
-    async def recorded(sql, params):
+    async def recorded(sql, params, **options):
         statements.append(sql)
-        return await fetch(sql, params)
+        return await fetch(sql, params, **options)
 
     monkeypatch.setattr(db, "fetch", recorded)
     many = await reliability_of(db, [*ids.values(), 999999])
