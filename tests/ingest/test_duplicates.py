@@ -164,3 +164,25 @@ async def test_unchanged_reimport_checks_nothing(
     report = await import_csv(db, io.BytesIO(csv_body))  # changes ocm:1 (its connectors): re-checked, link kept
     assert (report.updated, report.duplicates) == (1, [])
     assert await _links(db) == {"ocm:1": None, "ocm:2": "ocm:1"}
+
+
+async def test_overlapping_linkings_give_the_read_settings_back(db: Database) -> None:
+    """Two bulk requests' linkings may overlap, the first ending before the second: the slow-read connection
+    gets its page cache and memory mapping back when the last one ends, not the small settings of linking."""
+    if not db.is_sqlite:
+        pytest.skip("the settings are SQLite's")
+
+    async def settings() -> tuple[int, int]:
+        ((mmap_size,),) = await db.fetch("PRAGMA mmap_size", {}, slow=True)
+        ((cache_size,),) = await db.fetch("PRAGMA cache_size", {}, slow=True)
+        return mmap_size, cache_size
+
+    normal = await settings()
+    first, second = duplicates._streaming_reads(db), duplicates._streaming_reads(db)
+    await first.__aenter__()
+    await second.__aenter__()
+    assert await settings() == (0, -duplicates._READ_CACHE_KB)
+    await first.__aexit__(None, None, None)
+    assert await settings() == (0, -duplicates._READ_CACHE_KB)  # the second still reads
+    await second.__aexit__(None, None, None)
+    assert await settings() == normal == (268435456, -65536)

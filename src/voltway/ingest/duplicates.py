@@ -176,14 +176,14 @@ def _site(row: Sequence[Any]) -> _Site:
 
 async def _load_sites(db: Database, ids: Iterable[int]) -> dict[int, _Site]:
     condition, params = db.one_of("s.id", ids)
-    rows = await db.fetch(f"{_SITE_SQL} WHERE {condition}", params)
+    rows = await _read(db, f"{_SITE_SQL} WHERE {condition}", params)
     return {row[0]: _site(row) for row in rows}
 
 
 async def _linked_to(db: Database, ids: Iterable[int]) -> set[int]:
     """The stations whose `duplicate_of_id` is one of `ids` (ids only: SQLite then reads the index alone)."""
     condition, params = db.one_of("s.duplicate_of_id", ids)
-    rows = await db.fetch(f"SELECT s.id FROM stations s WHERE {condition}", params)
+    rows = await _read(db, f"SELECT s.id FROM stations s WHERE {condition}", params)
     return {row[0] for row in rows}
 
 
@@ -198,7 +198,7 @@ async def _neighbour_pairs(
     """
     near = _NEAR_SQL + (_LON_SQL if lon_margin is not None else "")
     sql = _PAIRS_SQL.format(near=near, checked=checked)
-    rows = await db.fetch(sql, {**params, "dlat": _DLAT_DEG, "dlon": lon_margin, "chord2": _CHORD2})
+    rows = await _read(db, sql, {**params, "dlat": _DLAT_DEG, "dlon": lon_margin, "chord2": _CHORD2})
     return [(a, b) for a, b in rows]
 
 
@@ -331,7 +331,8 @@ async def _sweep(db: Database, since: Any) -> dict[int, list[int]]:
     cells: dict[int, list[tuple[float, int, float, float, float, bool, int]]] = {}
     last: tuple[float, float, int] = (-91.0, 0.0, 0)
     while True:
-        rows = await db.fetch(
+        rows = await _read(
+            db,
             "SELECT latitude, longitude, id, x, y, z, CASE WHEN updated_at >= :since THEN 1 ELSE 0 END "
             # The first comparison matches the (latitude, longitude) index, so PostgreSQL can range-scan it.
             "FROM stations WHERE (latitude, longitude) >= (:lat, :lon) "
@@ -366,26 +367,42 @@ async def _sweep(db: Database, since: Any) -> dict[int, list[int]]:
         last = (rows[-1][0], rows[-1][1], rows[-1][2])
 
 
+async def _read(db: Database, sql: str, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+    """Linking's reads: off the event loop (a batch's box queries or a sweep's page can take tens of
+    milliseconds), on the slow-read connection (`Database.fetch(slow=True)`), which `_streaming_reads` sets up."""
+    return await db.fetch(sql, params, slow=True)
+
+
+_streaming: dict[str, Any] = {"active": 0, "saved": None}
+
+
 @contextlib.asynccontextmanager
 async def _streaming_reads(db: Database) -> AsyncIterator[None]:
-    """On SQLite, read through a small page cache and without memory-mapped I/O while linking.
+    """On SQLite, linking reads through a small page cache and without memory-mapped I/O.
 
     The sweep reads the whole table once: cached or mapped pages would not be read again, yet they count in
     the process's resident memory (up to `cache_size` plus `mmap_size`, a few hundred MB at 300,000
-    stations). The read connection's settings are restored afterwards.
+    stations). The connection's settings come back when the last of overlapping linkings ends (two bulk
+    requests' linkings may overlap: each restoring what it found would leave the small settings behind).
     """
     if not db.is_sqlite:
         yield
         return
-    ((mmap_size,),) = await db.fetch("PRAGMA mmap_size", {})
-    ((cache_size,),) = await db.fetch("PRAGMA cache_size", {})
-    await db.fetch("PRAGMA mmap_size=0", {})
-    await db.fetch(f"PRAGMA cache_size={-_READ_CACHE_KB}", {})
+    if not _streaming["active"]:
+        ((mmap_size,),) = await _read(db, "PRAGMA mmap_size", {})
+        ((cache_size,),) = await _read(db, "PRAGMA cache_size", {})
+        _streaming["saved"] = (int(mmap_size), int(cache_size))
+        await _read(db, "PRAGMA mmap_size=0", {})
+        await _read(db, f"PRAGMA cache_size={-_READ_CACHE_KB}", {})
+    _streaming["active"] += 1
     try:
         yield
     finally:
-        await db.fetch(f"PRAGMA mmap_size={int(mmap_size)}", {})
-        await db.fetch(f"PRAGMA cache_size={int(cache_size)}", {})
+        _streaming["active"] -= 1
+        if not _streaming["active"]:
+            mmap_size, cache_size = _streaming["saved"]
+            await _read(db, f"PRAGMA mmap_size={mmap_size}", {})
+            await _read(db, f"PRAGMA cache_size={cache_size}", {})
 
 
 async def link_duplicates_since(db: Database, since: datetime) -> list[DuplicateLink]:
@@ -405,7 +422,8 @@ async def link_duplicates_since(db: Database, since: datetime) -> list[Duplicate
 async def _link_since(db: Database, since: datetime) -> list[DuplicateLink]:
     since_param = stored_time(since, sqlite=db.is_sqlite)
     # Both through an index (updated_at, the primary key); max(id) stands for the table's size.
-    ((touched, size),) = await db.fetch(
+    ((touched, size),) = await _read(
+        db,
         "SELECT (SELECT COUNT(*) FROM stations WHERE updated_at >= :since), (SELECT MAX(id) FROM stations)",
         {"since": since_param},
     )
@@ -422,7 +440,7 @@ async def _link_since(db: Database, since: datetime) -> list[DuplicateLink]:
     links: list[DuplicateLink] = []
     last = 0
     while touched:
-        rows = await db.fetch(batch_sql, {"since": since_param, "last": last})
+        rows = await _read(db, batch_sql, {"since": since_param, "last": last})
         if not rows:
             return links
         holders = {row[0] for row in rows if row[3] is not None}
