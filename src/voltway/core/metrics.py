@@ -133,7 +133,7 @@ def table_count_gauge(name: str, documentation: str, table: str) -> ScrapeGauge:
 
     async def count(app: Any) -> float | None:
         try:
-            rows = await app.state.db.fetch(sql, {})
+            rows = await app.state.db.fetch(sql, {}, slow=True)  # reads a whole index: ms at 300,000 rows
         except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
             logger.warning("cannot count %s for /metrics: %s", table, exc)
             return None
