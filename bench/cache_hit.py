@@ -21,8 +21,7 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-from search_http import SHARED_BENCH, free_port, run_load, start
-from synth import database_url
+from search_http import SHARED_BENCH, free_port, run_load, start, start_voltway
 
 ROUTE = 'route="/api/v1/stations"'
 
@@ -62,15 +61,10 @@ def main() -> None:
     paths = SHARED_BENCH / "single.txt"
     search = paths.read_text().split()[0]
 
-    voltway_port, bare_port = free_port(), free_port()
+    bare_port = free_port()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DATABASE_URL": database_url(args.target), "LOG_DIR": tmp, "LOG_LEVEL": "WARNING",
-               "DATA_DIR": tmp}
-        if args.redis:
-            env.update(REDIS_URL=args.redis, REDIS_PREFIX=f"bench-{os.getpid()}")
-        voltway = f"http://127.0.0.1:{voltway_port}"
-        start(stack, [str(Path(sys.executable).with_name("voltway")), "serve", "--port", str(voltway_port)], env,
-              None, f"{voltway}/health")
+        redis = {"REDIS_URL": args.redis, "REDIS_PREFIX": f"bench-{os.getpid()}"} if args.redis else {}
+        voltway, _server = start_voltway(stack, args.target, tmp, **redis)
         body = fetch(voltway + search)
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)

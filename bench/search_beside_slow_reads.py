@@ -10,16 +10,13 @@ latency percentiles and how many slow answers came back meanwhile.
 """
 
 import argparse
-import os
-import sys
 import tempfile
 import threading
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-from search_http import SHARED_BENCH, free_port, run_load, start
-from synth import database_url
+from search_http import SHARED_BENCH, run_load, start_voltway
 
 SLOW_READS = {
     "clusters": "/api/v1/stations/clusters?bbox=-180,-85,180,85&zoom=2&min_power_kw=0.{:06d}",
@@ -44,14 +41,8 @@ def main() -> None:
     parser.add_argument("--beside", choices=sorted(SLOW_READS), default="clusters")
     args = parser.parse_args()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DATABASE_URL": database_url(args.target), "LOG_DIR": tmp, "LOG_LEVEL": "WARNING",
-               "DATA_DIR": tmp, "CACHE_TTL": "0"}
-        env.pop("REDIS_URL", None)
-        voltway = Path(sys.executable).with_name("voltway")
-        start(stack, [str(voltway), "serve", "--port", str(port)], env, None, f"{base}/health")
+        base, _server = start_voltway(stack, args.target, tmp, CACHE_TTL="0")
         alone = run_load(base, args.paths, args, "alone", 0)
         stop, answered = threading.Event(), []
         slow = threading.Thread(target=ask_back_to_back, args=(base + SLOW_READS[args.beside], stop, answered))

@@ -71,6 +71,18 @@ def start(
     return proc
 
 
+def start_voltway(stack: ExitStack, target: str, tmp: str, **settings: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """`voltway serve` (one worker) on `target`, its logs and data in `tmp`, in the embedded mode unless `settings`
+    (environment variables) say otherwise: its base URL and process, stopped when `stack` closes."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(target), "LOG_DIR": tmp, "LOG_LEVEL": "WARNING", "DATA_DIR": tmp}
+    env.pop("REDIS_URL", None)
+    env.update(settings)
+    base = f"http://127.0.0.1:{port}"
+    voltway = Path(sys.executable).with_name("voltway")
+    return base, start(stack, [str(voltway), "serve", "--port", str(port)], env, None, f"{base}/health")
+
+
 def run_load(
     base: str, paths: Path, args: argparse.Namespace, label: str, start_at: int, server_pid: int | None = None
 ) -> dict[str, float]:
@@ -112,28 +124,23 @@ def main() -> None:
                         help="VoltWay's CACHE_TTL; 0 (the default) measures uncached searches")
     args = parser.parse_args()
 
-    voltway_port, ceiling_port = free_port(), free_port()
+    ceiling_port = free_port()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DATABASE_URL": database_url(args.target), "LOG_DIR": tmp, "LOG_LEVEL": "WARNING",
-               "DATA_DIR": tmp, "CACHE_TTL": str(args.cache_ttl)}
-        env.pop("REDIS_URL", None)
-        voltway = Path(sys.executable).with_name("voltway")
-        mine_proc = start(stack, [str(voltway), "serve", "--port", str(voltway_port)], env, None,
-                          f"http://127.0.0.1:{voltway_port}/health")
+        mine, mine_proc = start_voltway(stack, args.target, tmp, CACHE_TTL=str(args.cache_ttl))
         ceiling_proc = start(stack, [sys.executable, "-m", "uvicorn", "ceiling_app:app", "--port", str(ceiling_port), "--workers",
                       "1", "--loop", "uvloop", "--http", "httptools", "--log-level", "warning"],
               dict(os.environ), SHARED_BENCH, f"http://127.0.0.1:{ceiling_port}/health")
         ratios, results = [], {"voltway": [], "ceiling": []}
         for round_no in range(args.rounds):
             start_at = round_no * 97
-            mine = run_load(f"http://127.0.0.1:{voltway_port}", args.paths, args, "voltway", start_at, mine_proc.pid)
+            measured = run_load(mine, args.paths, args, "voltway", start_at, mine_proc.pid)
             ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", args.paths, args, "ceiling", start_at,
                                ceiling_proc.pid)
-            if mine["errors"]:
-                raise SystemExit(f"VoltWay answered {mine['errors']} requests with errors: {mine['statuses']}")
-            results["voltway"].append(mine)
+            if measured["errors"]:
+                raise SystemExit(f"VoltWay answered {measured['errors']} requests with errors: {measured['statuses']}")
+            results["voltway"].append(measured)
             results["ceiling"].append(ceiling)
-            ratios.append(mine["ok_rps"] / ceiling["ok_rps"])
+            ratios.append(measured["ok_rps"] / ceiling["ok_rps"])
         med = {name: statistics.median(r["ok_rps"] for r in runs) for name, runs in results.items()}
         cpu = {name: statistics.median(r["cpu_us"] for r in runs) for name, runs in results.items()}
         p50 = {name: statistics.median(r["p50_ms"] for r in runs) for name, runs in results.items()}

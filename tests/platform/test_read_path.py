@@ -71,8 +71,8 @@ async def test_a_slow_read_leaves_the_event_loop_serving(db: Database, backend: 
     n = 400_000
     rows, elapsed, seen = await _ticks_during(db, n, slow=True)
     assert [tuple(row) for row in rows] == [(n, n * (n + 1) // 2)]
-    assert elapsed > 0.05  # long enough to tell
-    assert seen >= elapsed / 0.005 / 4
+    assert elapsed > 0.05  # long enough to tell: ten ticks or more on an idle machine
+    assert seen >= 3
     rows, elapsed, seen = await _ticks_during(db, n, slow=False)
     assert [tuple(row) for row in rows] == [(n, n * (n + 1) // 2)]
     if backend == "sqlite":
