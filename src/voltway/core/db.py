@@ -53,13 +53,16 @@ def stored_time(moment: datetime, *, sqlite: bool) -> datetime | str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else moment
 
 
+# Each connection's page cache (KiB) and memory-mapped window (bytes).
+SQLITE_CACHE_KIB = 65536
+SQLITE_MMAP_BYTES = 268435456
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA cache_size=-65536",
-    "PRAGMA mmap_size=268435456",
+    f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}",
+    f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}",
     "PRAGMA temp_store=MEMORY",
 )
 

@@ -43,7 +43,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 
-from voltway.core.db import Database, stored_time
+from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, Database, stored_time
 from voltway.core.geo import EARTH_RADIUS_KM, haversine_km
 from voltway.ingest.first_load import first_load_running
 from voltway.stations.models import Station
@@ -373,7 +373,8 @@ async def _read(db: Database, sql: str, params: dict[str, Any]) -> Sequence[Sequ
     return await db.fetch(sql, params, slow=True)
 
 
-_streaming: dict[str, Any] = {"active": 0, "saved": None}
+# Linkings running per database (URL): the first sets the small read settings up, the last one out undoes them.
+_streaming: dict[str, int] = {}
 
 
 @contextlib.asynccontextmanager
@@ -382,27 +383,24 @@ async def _streaming_reads(db: Database) -> AsyncIterator[None]:
 
     The sweep reads the whole table once: cached or mapped pages would not be read again, yet they count in
     the process's resident memory (up to `cache_size` plus `mmap_size`, a few hundred MB at 300,000
-    stations). The connection's settings come back when the last of overlapping linkings ends (two bulk
+    stations). The connection's usual settings come back when the last of overlapping linkings ends (two bulk
     requests' linkings may overlap: each restoring what it found would leave the small settings behind).
     """
     if not db.is_sqlite:
         yield
         return
-    if not _streaming["active"]:
-        ((mmap_size,),) = await _read(db, "PRAGMA mmap_size", {})
-        ((cache_size,),) = await _read(db, "PRAGMA cache_size", {})
-        _streaming["saved"] = (int(mmap_size), int(cache_size))
+    if not _streaming.get(db.url):
         await _read(db, "PRAGMA mmap_size=0", {})
         await _read(db, f"PRAGMA cache_size={-_READ_CACHE_KB}", {})
-    _streaming["active"] += 1
+    _streaming[db.url] = _streaming.get(db.url, 0) + 1
     try:
         yield
     finally:
-        _streaming["active"] -= 1
-        if not _streaming["active"]:
-            mmap_size, cache_size = _streaming["saved"]
-            await _read(db, f"PRAGMA mmap_size={mmap_size}", {})
-            await _read(db, f"PRAGMA cache_size={cache_size}", {})
+        _streaming[db.url] -= 1
+        if not _streaming[db.url]:
+            del _streaming[db.url]
+            await _read(db, f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}", {})
+            await _read(db, f"PRAGMA cache_size={-SQLITE_CACHE_KIB}", {})
 
 
 async def link_duplicates_since(db: Database, since: datetime) -> list[DuplicateLink]:
