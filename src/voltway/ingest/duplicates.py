@@ -373,8 +373,8 @@ async def _read(db: Database, sql: str, params: dict[str, Any]) -> Sequence[Sequ
     return await db.fetch(sql, params, slow=True)
 
 
-# Linkings running per database (URL): the first sets the small read settings up, the last one out undoes them.
-_streaming: dict[str, int] = {}
+# Linkings running per Database object: the first sets the small read settings up, the last one out undoes them.
+_streaming: dict[int, int] = {}
 
 
 @contextlib.asynccontextmanager
@@ -389,16 +389,17 @@ async def _streaming_reads(db: Database) -> AsyncIterator[None]:
     if not db.is_sqlite:
         yield
         return
-    if not _streaming.get(db.url):
+    key = id(db)
+    if not _streaming.get(key):
         await _read(db, "PRAGMA mmap_size=0", {})
         await _read(db, f"PRAGMA cache_size={-_READ_CACHE_KB}", {})
-    _streaming[db.url] = _streaming.get(db.url, 0) + 1
+    _streaming[key] = _streaming.get(key, 0) + 1
     try:
         yield
     finally:
-        _streaming[db.url] -= 1
-        if not _streaming[db.url]:
-            del _streaming[db.url]
+        _streaming[key] -= 1
+        if not _streaming[key]:
+            del _streaming[key]
             await _read(db, f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}", {})
             await _read(db, f"PRAGMA cache_size={-SQLITE_CACHE_KIB}", {})
 
