@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     token_ttl_minutes: int = Field(60 * 24, gt=0)
     ocm_api_url: str = "https://api.openchargemap.io/v3/poi"
     ocm_api_key: str | None = None
+    # OCM files of at least this size are parsed by a second process while the import writes (0: every file).
+    import_parser_process_mb: int = Field(8, ge=0)
     public_url: str | None = None
     # Map background tiles ({z}/{x}/{y}); the map still shows stations when tiles cannot be loaded.
     map_tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"

@@ -1,6 +1,7 @@
 """`voltway import ocm` as a real process: summary and exit codes, and an import killed midway then completed."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from voltway.core.db import Database
@@ -19,18 +21,36 @@ from tests.ingest.support import schema, synthetic_pois
 pytestmark = pytest.mark.usefixtures("backend")
 
 
-def run_import(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_import(database_url: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "voltway", "import", "ocm", *args],
-        env=_env(database_url, tmp_path),
+        env=_env(database_url, tmp_path, **env),
         capture_output=True,
         text=True,
         timeout=600,
     )
 
 
-def _env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "LOG_DIR": str(tmp_path / "logs"), "LOG_LEVEL": "WARNING"}
+def _env(database_url: str, tmp_path: Path, **env: str) -> dict[str, str]:
+    logs = {"LOG_DIR": str(tmp_path / "logs"), "LOG_LEVEL": "WARNING"}
+    return {**os.environ, "DATABASE_URL": database_url, **logs, **env}
+
+
+# A file of any size parsed by a parser process (`ingest/parse_process.py`).
+BY_PARSER = {"IMPORT_PARSER_PROCESS_MB": "0"}
+
+
+def parser_process(importer: subprocess.Popen[bytes], timeout: float = 60) -> psutil.Process:
+    """The importer's parser process, as soon as it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in psutil.Process(importer.pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "voltway.ingest.parse_process" in child.cmdline():
+                    return child
+        assert importer.poll() is None, "the import ended without a parser process"
+        time.sleep(0.005)
+    raise AssertionError("no parser process")
 
 
 async def table_counts(database_url: str) -> tuple[int, int, int]:
@@ -74,8 +94,9 @@ def test_summary_and_exit_codes(
     assert run_import(database_url, tmp_path, str(tmp_path / "missing.json")).returncode == 2
 
 
+@pytest.mark.parametrize("env", [{}, BY_PARSER], ids=["in_process", "parser_process"])
 def test_an_import_killed_midway_leaves_whole_chunks_and_a_rerun_completes_it(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, env: dict[str, str]
 ) -> None:
     total = 20_000
     schema_before = schema(database_url) if database_url.startswith("sqlite") else {}
@@ -83,10 +104,11 @@ def test_an_import_killed_midway_leaves_whole_chunks_and_a_rerun_completes_it(
     path.write_text(json.dumps(synthetic_pois(total)))
     process = subprocess.Popen(
         [sys.executable, "-m", "voltway", "import", "ocm", str(path)],
-        env=_env(database_url, tmp_path),
+        env=_env(database_url, tmp_path, **env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    parser = parser_process(process) if env else None
     try:
         deadline = time.monotonic() + 300
         while asyncio.run(table_counts(database_url))[0] < 2000:
@@ -99,6 +121,8 @@ def test_an_import_killed_midway_leaves_whole_chunks_and_a_rerun_completes_it(
         if process.poll() is None:
             process.kill()
 
+    if parser is not None:  # no orphan: it stops at its next write to the dead importer's pipe, or had finished
+        parser.wait(timeout=30)  # psutil.TimeoutExpired if it lingers
     stations, connectors, rtree = asyncio.run(table_counts(database_url))
     assert process.returncode == -signal.SIGKILL
     assert 2000 <= stations < total and stations % 1000 == 0  # whole chunks only
@@ -114,6 +138,44 @@ def test_an_import_killed_midway_leaves_whole_chunks_and_a_rerun_completes_it(
     assert asyncio.run(table_counts(database_url)) == (stations, 2 * stations, stations)
 
     rerun = run_import(database_url, tmp_path, str(path))
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"created {total - stations}, updated 0, unchanged {stations}, rejected 0" in rerun.stdout
+    assert asyncio.run(table_counts(database_url)) == (total, 2 * total, total)
+
+
+def test_a_parser_process_killed_midway_stops_the_import_like_a_truncated_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    total = 20_000
+    path = tmp_path / "synthetic.json"
+    path.write_text(json.dumps(synthetic_pois(total)))
+    importer = subprocess.Popen(
+        [sys.executable, "-m", "voltway", "import", "ocm", str(path)],
+        env=_env(database_url, tmp_path, **BY_PARSER),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        parser = parser_process(importer)
+        # The importer stopped, the parser fills the pipe between them and waits: it cannot finish.
+        importer.send_signal(signal.SIGSTOP)
+        time.sleep(1.0)
+        assert parser.status() != psutil.STATUS_ZOMBIE
+        parser.kill()
+        importer.send_signal(signal.SIGCONT)
+        out, err = importer.communicate(timeout=300)
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+
+    assert importer.returncode == 1, err
+    assert "stopped early [parser_failed]: the parser process stopped (exit code -9) after record" in err
+    stations, connectors, rtree = asyncio.run(table_counts(database_url))
+    assert stations < total and connectors == 2 * stations and rtree == stations  # the indexes were restored
+    assert f"created {stations}, updated 0" in out
+
+    rerun = run_import(database_url, tmp_path, str(path), **BY_PARSER)
     assert rerun.returncode == 0, rerun.stderr
     assert f"created {total - stations}, updated 0, unchanged {stations}, rejected 0" in rerun.stdout
     assert asyncio.run(table_counts(database_url)) == (total, 2 * total, total)

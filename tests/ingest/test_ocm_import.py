@@ -6,7 +6,7 @@ compared with what the tables hold.
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,10 @@ import pytest
 
 from voltway.core.db import Database
 from voltway.ingest.demo import load_demo
-from voltway.ingest.reader import ImportReport, InputError, import_ocm
+from voltway.ingest.ocm_stream import InputError
+from voltway.ingest.parse_process import ProcessReader
+from voltway.ingest.reader import ImportReport, import_ocm
+from voltway.ingest.rows import StationRow
 from voltway.settings import Settings
 from tests.ingest.conftest import EXPECTED_CONNECTOR_BY_ID, EXPECTED_STATUS_BY_ID
 
@@ -97,6 +100,25 @@ def counts(report: ImportReport) -> tuple[int, int, int, int]:
     return report.created, report.updated, report.unchanged, len(report.rejected)
 
 
+@pytest.fixture(params=["in_process", "parser_process"])
+def file_settings(
+    request: pytest.FixtureRequest, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """Settings for a file import read in this process, or by a parser process (`parse_process.py`, for every
+    file size); checks that the parser process ran exactly when asked."""
+    by_process = request.param == "parser_process"
+    spawned: list[Path] = []
+    stations = ProcessReader.stations
+
+    def spy(reader: ProcessReader) -> AsyncIterator[tuple[int, StationRow]]:
+        spawned.append(reader.path)
+        return stations(reader)
+
+    monkeypatch.setattr(ProcessReader, "stations", spy)
+    yield settings.model_copy(update={"import_parser_process_mb": 0 if by_process else 8})
+    assert bool(spawned) == by_process
+
+
 @pytest.fixture
 def countries(ocm_reference_json: dict[str, Any]) -> dict[int, str]:
     return {c["ID"]: c["ISOCode"] for c in ocm_reference_json["Countries"]}
@@ -104,10 +126,10 @@ def countries(ocm_reference_json: dict[str, Any]) -> dict[int, str]:
 
 # ------------------------------------------------------------------------------------- real samples
 async def test_shared_samples_import_with_their_fields_and_connector_codes(
-    db: Database, settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records], countries: dict[int, str]
+    db: Database, file_settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records], countries: dict[int, str]
 ) -> None:
     everything = ocm_samples["compact"] + ocm_samples["verbose"] + ocm_samples["verbose-2020"]
-    report = await import_ocm(db, write_json(tmp_path / "all.json", everything), settings=settings)
+    report = await import_ocm(db, write_json(tmp_path / "all.json", everything), settings=file_settings)
 
     last: dict[str, dict[str, Any]] = {str(raw["ID"]): raw for raw in everything}  # the last copy wins
     assert len(everything) == 1258 and len(last) == 1257
@@ -121,12 +143,12 @@ async def test_shared_samples_import_with_their_fields_and_connector_codes(
 
 
 async def test_each_form_imports_and_a_second_import_changes_nothing(
-    db: Database, settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
+    db: Database, file_settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
 ) -> None:
     for name, size in (("compact", 152), ("verbose", 60)):
         path = write_json(tmp_path / f"{name}.json", ocm_samples[name])
-        assert counts(await import_ocm(db, path, settings=settings)) == (size, 0, 0, 0)
-        again = await import_ocm(db, path, settings=settings)
+        assert counts(await import_ocm(db, path, settings=file_settings)) == (size, 0, 0, 0)
+        again = await import_ocm(db, path, settings=file_settings)
         assert counts(again) == (0, 0, size, 0)
     assert await count(db, "stations") == 212
     await assert_consistent(db)
@@ -160,7 +182,7 @@ async def test_a_changed_record_is_updated_and_its_connectors_replaced(
 
 # ---------------------------------------------------------------------------------------- bad input
 async def test_unusable_records_are_rejected_by_index_and_the_rest_imported(
-    db: Database, settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
+    db: Database, file_settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
 ) -> None:
     records: list[Any] = json.loads(json.dumps(ocm_samples["compact"][:10]))
     del records[2]["AddressInfo"]["Latitude"]
@@ -168,7 +190,7 @@ async def test_unusable_records_are_rejected_by_index_and_the_rest_imported(
     records[5]["AddressInfo"]["Latitude"] = "42,5"
     records[7] = ["not", "a", "poi"]
     records.append(dict(records[0], UsageCost="changed"))  # index 10: the same ID as index 0; the last wins
-    report = await import_ocm(db, write_json(tmp_path / "bad.json", records), settings=settings)
+    report = await import_ocm(db, write_json(tmp_path / "bad.json", records), settings=file_settings)
 
     assert [(e.index, e.code, e.message) for e in report.rejected] == [
         (2, "missing_coordinates", "AddressInfo.Latitude is missing"),
@@ -183,14 +205,14 @@ async def test_unusable_records_are_rejected_by_index_and_the_rest_imported(
 
 
 async def test_truncated_json_imports_the_complete_records_before_the_cut(
-    db: Database, settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
+    db: Database, file_settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
 ) -> None:
     records = ocm_samples["compact"]
     head = "[" + ",".join(json.dumps(r) for r in records[:40])
     path = tmp_path / "truncated.json"
     path.write_text(head + "," + json.dumps(records[40])[:25])
 
-    report = await import_ocm(db, path, settings=settings)
+    report = await import_ocm(db, path, settings=file_settings)
 
     assert report.error is not None and report.error.code == "truncated_json"
     assert report.error.index == 40
@@ -214,32 +236,32 @@ async def test_truncated_json_imports_the_complete_records_before_the_cut(
     ],
 )
 async def test_inputs_that_cannot_be_read_write_nothing(
-    db: Database, settings: Settings, tmp_path: Path, content: str, code: str, message: str
+    db: Database, file_settings: Settings, tmp_path: Path, content: str, code: str, message: str
 ) -> None:
     path = tmp_path / "input.json"
     path.write_text(content)
     with pytest.raises(InputError) as caught:
-        await import_ocm(db, path, settings=settings)
+        await import_ocm(db, path, settings=file_settings)
     assert (caught.value.code, caught.value.message) == (code, message)
     assert await count(db, "stations") == 0
 
 
 async def test_an_api_response_object_wrapping_the_array(
-    db: Database, settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
+    db: Database, file_settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
 ) -> None:
     wrapped = {"status": "ok", "warnings": ["none"], "data": ocm_samples["verbose"][:7], "next": None}
-    report = await import_ocm(db, write_json(tmp_path / "wrapped.json", wrapped), settings=settings)
+    report = await import_ocm(db, write_json(tmp_path / "wrapped.json", wrapped), settings=file_settings)
     assert counts(report) == (7, 0, 0, 0)
-    empty = await import_ocm(db, write_json(tmp_path / "empty.json", {"data": []}), settings=settings)
+    empty = await import_ocm(db, write_json(tmp_path / "empty.json", {"data": []}), settings=file_settings)
     assert counts(empty) == (0, 0, 0, 0) and empty.records == 0
 
 
 async def test_country_option_keeps_only_that_country(
-    db: Database, settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records], countries: dict[int, str]
+    db: Database, file_settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records], countries: dict[int, str]
 ) -> None:
     records = ocm_samples["compact"]
     in_nz = sum(1 for r in records if countries[r["AddressInfo"]["CountryID"]] == "NZ")
-    report = await import_ocm(db, write_json(tmp_path / "c.json", records), settings=settings, country="nz")
+    report = await import_ocm(db, write_json(tmp_path / "c.json", records), settings=file_settings, country="nz")
     assert (report.created, report.skipped) == (in_nz, len(records) - in_nz) == (68, 84)
 
 

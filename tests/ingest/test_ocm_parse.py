@@ -15,7 +15,8 @@ import pytest
 from voltway.ingest.ocm import RecordError, parse_record
 from voltway.ingest.prices import parse_usage_cost
 from voltway.ingest.reference import bundled_reference, connector_code, status_code
-from voltway.ingest.upsert import CONNECTOR_COLUMNS, INSERTED_COLUMNS, StationRow
+from voltway.ingest.rows import StationRow
+from voltway.ingest.upsert import CONNECTOR_COLUMNS, INSERTED_COLUMNS, station_row
 from voltway.stations.schemas import Price, StationIn
 from tests.ingest.conftest import EXPECTED_CONNECTOR_BY_ID, EXPECTED_STATUS_BY_ID
 
@@ -170,7 +171,7 @@ def test_each_sample_row_is_the_row_of_its_validated_station(
     ref = bundled_reference()
     for record in (r for sample in ocm_samples.values() for r in sample):
         row = parse_record(record, ref)
-        assert row == StationRow.of(StationIn.model_validate(station_fields(row))), record["ID"]
+        assert row == station_row(StationIn.model_validate(station_fields(row))), record["ID"]
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voltway.charging.status import record_status_changes
 from voltway.core.cache import invalidate
 from voltway.core.db import Database, utcnow
+from voltway.core.gc_tuning import fewer_collections
 from voltway.core.errors import InvalidInput, PayloadTooLarge
 from voltway.core.metrics import IMPORT_ROWS
 from voltway.ingest.duplicates import link_duplicates_since
 from voltway.ingest.first_load import indexes_after_first_load
-from voltway.ingest.upsert import ItemError, Items, UpsertReport, fewer_collections, upsert_stations
+from voltway.ingest.rows import ItemError
+from voltway.ingest.upsert import Items, UpsertReport, upsert_stations
 from voltway.stations.models import Station
 from voltway.stations.schemas import StationIn, StationStatus
 
@@ -121,8 +123,8 @@ async def import_stations(
     database has no station yet (`ingest/first_load.py`).
     """
     started = utcnow()  # the engine stamps what it writes with the same clock
-    async with indexes_after_first_load(db) if first_load else contextlib.nullcontext():
-        report = await upsert_stations(db, items, progress=progress)
+    async with indexes_after_first_load(db) if first_load else contextlib.nullcontext(False) as deferred:
+        report = await upsert_stations(db, items, progress=progress, first_load=deferred)
     report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
     for result, rows in (("created", report.created), ("updated", report.updated),
                          ("unchanged", report.unchanged), ("rejected", len(report.rejected))):

@@ -8,7 +8,8 @@ import typer
 
 from voltway.core.commands import run_with_db
 from voltway.core.db import Database
-from voltway.ingest.reader import ImportReport, InputError, import_ocm, is_url
+from voltway.ingest.ocm_stream import InputError
+from voltway.ingest.reader import ImportReport, import_ocm, is_url
 from voltway.ingest.transfer_cli import echo_report, import_csv_command
 from voltway.settings import Settings
 

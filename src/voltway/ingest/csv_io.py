@@ -25,7 +25,8 @@ from urllib.parse import quote, unquote
 
 from voltway.core.db import Database
 from voltway.ingest.bulk import import_stations, validate_station
-from voltway.ingest.upsert import ItemError, UpsertReport
+from voltway.ingest.rows import ItemError
+from voltway.ingest.upsert import UpsertReport
 from voltway.stations.schemas import StationIn
 
 PRICE_COLUMNS = ("price_currency", "price_per_kwh", "price_per_minute", "price_per_session", "price_free")

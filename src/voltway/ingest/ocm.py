@@ -29,7 +29,7 @@ from typing import Any
 from voltway.core.geo import unit_vector
 from voltway.ingest.prices import parse_usage_cost
 from voltway.ingest.reference import CURRENT_BY_ID, Reference, connector_code, known_title, status_code
-from voltway.ingest.upsert import StationRow, price_text
+from voltway.ingest.rows import StationRow, price_text
 from voltway.stations.schemas import ConnectorType, StationStatus
 
 SOURCE = "ocm"

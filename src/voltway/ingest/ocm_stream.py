@@ -1,0 +1,174 @@
+"""Streaming Open Charge Map import: a file or URL of any size, read with ijson, written with the upsert engine.
+
+The input is a JSON array of POIs, or an object wrapping one (an API response such as `{"data": [...]}`: the
+first top-level array whose first element is a POI object, i.e. has `AddressInfo`). Records are parsed one at a
+time and never more than two chunks are held in memory, so the size of the input does not matter.
+
+Problems are reported, never silently dropped:
+- a record that cannot become a station is rejected with its index and reason, the others are imported;
+- an input that is not JSON, empty, or a single POI object where an array is expected fails before anything
+  is written;
+- truncated or malformed JSON stops the reading at that point: every complete record before it is imported
+  (whole chunks, each in its own transaction) and the report's `error` says where it stopped.
+"""
+
+from collections.abc import AsyncIterator
+from typing import IO, Protocol
+
+import ijson
+from pydantic import BaseModel, Field
+
+from voltway.ingest.ocm import RecordError, parse_record
+from voltway.ingest.reference import Reference, bundled_reference
+from voltway.ingest.rows import ItemError, StationRow
+
+
+READ_SIZE = 64 * 1024
+
+
+class InputError(Exception):
+    """The input as a whole cannot be read (the message says why and where)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ReadReport(BaseModel):
+    """What reading an input found: `ImportReport` adds what writing it did."""
+
+    records: int = 0  # elements read from the input
+    skipped: int = 0  # records of another country than the one asked for
+    rejected: list[ItemError] = Field(default_factory=list)
+    error: ItemError | None = None  # why reading stopped early (index = records read before it)
+
+
+class ByteSource(Protocol):
+    async def read(self, size: int) -> bytes: ...
+
+
+class FileSource:
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+
+    async def read(self, size: int) -> bytes:
+        return self.file.read(size)
+
+
+class Rewindable:
+    """Records what is read until `rewind()`, then serves it again before the rest of the source."""
+
+    def __init__(self, source: ByteSource) -> None:
+        self.source = source
+        self.recorded: bytearray | None = bytearray()
+        self.replay = b""
+        self.position = 0  # bytes handed out after the rewind
+
+    async def read(self, size: int) -> bytes:
+        if self.replay:
+            data, self.replay = self.replay[:size], self.replay[size:]
+        else:
+            data = await self.source.read(size)
+        if self.recorded is not None:
+            self.recorded += data
+        else:
+            self.position += len(data)
+        return data
+
+    def rewind(self, *, keep_recording: bool = False) -> None:
+        """Serve everything read so far again; stop recording unless `keep_recording`."""
+        assert self.recorded is not None
+        self.replay = bytes(self.recorded) + self.replay
+        self.recorded = bytearray() if keep_recording else None
+
+
+async def _first_char(stream: Rewindable) -> str:
+    while True:
+        data = await stream.read(READ_SIZE)
+        if not data:
+            raise InputError("empty", "the input is empty: expected a JSON array of Open Charge Map POIs")
+        text = data.lstrip(b" \t\r\n\xef\xbb\xbf")
+        if text:
+            return chr(text[0])
+
+
+async def _array_prefix(stream: Rewindable) -> str:
+    """The ijson prefix of the POI array: `item` for a bare array, `<key>.item` inside an object."""
+    first = await _first_char(stream)
+    if first == "[":
+        stream.rewind()
+        return "item"
+    if first != "{":
+        raise InputError("not_json_array", f"the input starts with {first!r}: expected a JSON array of POIs")
+    stream.rewind(keep_recording=True)  # read the object's start again, as events this time
+    empty_key: str | None = None
+    candidate: str | None = None  # a top-level key whose value is an array, while its first element is read
+    try:
+        async for prefix, event, value in ijson.parse_async(stream, use_float=True):
+            if prefix == "" and event == "map_key":
+                if value == "AddressInfo":
+                    raise InputError("not_json_array", "a single POI object where an array of POIs is expected")
+                candidate = None
+            elif event == "start_array" and prefix and "." not in prefix:
+                candidate = prefix
+            elif candidate is not None and prefix == candidate and event == "end_array":
+                empty_key = empty_key or candidate
+                candidate = None
+            elif candidate is not None and prefix == f"{candidate}.item":
+                if event == "map_key" and value == "AddressInfo":
+                    stream.rewind()
+                    return f"{candidate}.item"
+                if event in {"end_map", "string", "number", "boolean", "null", "start_array"}:
+                    candidate = None  # the array does not hold POIs
+    except ijson.JSONError as exc:
+        raise InputError("malformed_json", f"the input is not valid JSON: {_first_line(exc)}") from None
+    if empty_key is not None:
+        stream.rewind()
+        return f"{empty_key}.item"
+    raise InputError("not_json_array", "a JSON object without an array of POIs where an array is expected")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class OcmReader:
+    """Yields `(index, StationRow)` for each usable POI; rejections and the stop reason land in `report`."""
+
+    def __init__(self, report: ReadReport, *, reference: Reference | None = None, country: str | None = None):
+        self.report = report
+        self.reference = reference or bundled_reference()
+        self.country = country.upper() if country else None
+        self.stream: Rewindable | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        return self.stream.position if self.stream is not None else 0
+
+    async def stations(self, source: ByteSource) -> AsyncIterator[tuple[int, StationRow]]:
+        stream = self.stream = Rewindable(source)
+        prefix = await _array_prefix(stream)
+        try:
+            async for raw in ijson.items_async(stream, prefix, use_float=True):
+                index = self.report.records
+                self.report.records += 1
+                try:
+                    row = parse_record(raw, self.reference)
+                except RecordError as exc:
+                    self.report.rejected.append(ItemError(index=index, code=exc.code, message=exc.message))
+                    continue
+                if self.country and row.country != self.country:
+                    self.report.skipped += 1
+                    continue
+                yield index, row
+        except ijson.JSONError as exc:
+            message = _first_line(exc)
+            code = "truncated_json" if "premature EOF" in message else "malformed_json"
+            what = "ends early (truncated)" if code == "truncated_json" else f"is malformed ({message})"
+            self.report.error = ItemError(
+                index=self.report.records,
+                code=code,
+                message=f"the JSON {what} after record {self.report.records} (near byte {stream.position}); "
+                f"the {self.report.records} records before it were read",
+            )
