@@ -11,8 +11,16 @@ import pytest
 from voltway.core.db import Database, sqlite_path, utcnow
 from voltway.ingest.bulk import import_stations
 from voltway.ingest.duplicates import link_duplicates_since
-from voltway.ingest.first_load import RTREE_CATCH_UP, first_load_running, indexes_after_first_load
+from voltway.ingest.first_load import (
+    RTREE_CATCH_UP,
+    indexes_after_first_load,
+    linking_indexes_deferred,
+    write_turn,
+)
+from voltway.ingest.ocm import parse_record
 from voltway.ingest.reader import import_ocm_stream
+from voltway.ingest.reference import bundled_reference
+from voltway.ingest.rows import StationRow
 from voltway.migrations import upgrade
 from voltway.stations.schemas import StationIn
 
@@ -175,12 +183,75 @@ async def test_a_writer_beside_a_first_load_leaves_duplicate_linking_to_it(
     try:
         started = utcnow()
         async with indexes_after_first_load(db) as deferred:
-            assert deferred and await first_load_running(db)
+            assert deferred and await linking_indexes_deferred(db)
             report = await import_stations(db, twins, invalid=[], feed="api")
             assert (report.created, report.duplicates) == (2, [])
             assert await link_duplicates_since(db, started) == []  # as the bulk API's background linking
-        assert not await first_load_running(db)
+        assert not await linking_indexes_deferred(db)
         links = await link_duplicates_since(db, started)  # as the load does once its indexes are back
     finally:
         await db.dispose()
     assert [(link.station_id, link.duplicate_of_id) for link in links] == [(2, 1)]
+
+
+async def test_a_first_load_links_its_duplicates_beside_the_rest_of_the_rebuild(url: str) -> None:
+    before = schema(url)
+    twins = [  # one site listed twice, ~6 m apart
+        {"ID": 900_000 + i, "AddressInfo": {"Title": "Harbour Charging Hub", "CountryID": 168,
+                                            "Latitude": -36.8485 + i * 0.00005, "Longitude": 174.7633}}  # fmt: skip
+        for i in range(2)
+    ]
+    report, _missing = await import_watching(url, [*synthetic_pois(2500), *twins])
+    assert report.created == 2502
+    assert [(link.station_id, link.duplicate_of_id) for link in report.duplicates] == [(2502, 2501)]
+    assert schema(url) == before
+    assert rtree_matches_stations(url)
+
+
+async def test_linking_writes_between_the_steps_of_the_rebuild(url: str) -> None:
+    """A waiting SQLite writer polls and would find the lock taken again by the next step: `write_turn` queues
+    linking's writes between the steps instead."""
+    before = schema(url)
+    db = Database(url)
+    try:
+        async with indexes_after_first_load(db) as load:
+            assert load is not None
+            await import_stations(db, enumerate(synthetic_pois_rows(2500)), invalid=[], feed="ocm", link=False)
+
+            async def beside() -> int:
+                assert not await linking_indexes_deferred(db)  # linking's indexes came back first
+                async with write_turn(db), db.engine.begin() as conn:
+                    await conn.exec_driver_sql("UPDATE stations SET duplicate_of_id = 2 WHERE id = 1")
+                    return (await conn.exec_driver_sql("SELECT count(*) FROM deferred_schema")).scalar_one()
+
+            left = await load.finish(beside=beside)
+        assert left > 0  # written while the rebuild still had steps to go
+        assert not await linking_indexes_deferred(db)
+        assert await db.fetch("SELECT duplicate_of_id FROM stations WHERE id = 1", {}) == [(2,)]
+    finally:
+        await db.dispose()
+    assert schema(url) == before
+    assert rtree_matches_stations(url)
+
+
+async def test_a_failure_beside_the_rebuild_still_builds_every_index(url: str) -> None:
+    before = schema(url)
+    db = Database(url)
+    try:
+        with pytest.raises(RuntimeError, match="linking failed"):
+            async with indexes_after_first_load(db) as load:
+                assert load is not None
+                await import_stations(db, enumerate(synthetic_pois_rows(1500)), invalid=[], feed="ocm", link=False)
+
+                async def beside() -> None:
+                    raise RuntimeError("linking failed")
+
+                await load.finish(beside=beside)
+    finally:
+        await db.dispose()
+    assert schema(url) == before
+    assert rtree_matches_stations(url)
+
+
+def synthetic_pois_rows(n: int) -> list[StationRow]:
+    return [parse_record(raw, bundled_reference()) for raw in synthetic_pois(n)]

@@ -7,7 +7,8 @@ and one set-based fill of the R*Tree (bench/README.md).
 
 `defer` drops the non-unique indexes of some tables, and some triggers, and remembers in `deferred_schema` (in
 the same transaction) the SQL that re-creates each one; a trigger comes with the statement that catches up on
-the rows it missed. `restore` runs that SQL in one transaction and forgets it. Unique indexes are never
+the rows it missed. `restore` runs that SQL, all of it or some parts by name, and forgets what it ran, in the
+caller's transaction. Unique indexes are never
 deferred, so keys stay enforced; only what the dropped parts derive lags: index-driven plans, and whatever a
 deferred trigger maintains (for the stations, their R*Tree entries, so geo searches do not see the stations of
 a first load until it ends).
@@ -58,12 +59,23 @@ def defer(
     return dropped
 
 
-def restore(conn: Connection) -> list[str]:
-    """Re-create whatever `defer` dropped (in the caller's transaction); the names restored."""
+def restore(conn: Connection, names: Collection[str] | None = None) -> list[str]:
+    """Re-create whatever `defer` dropped, or only the parts called `names` (in the caller's transaction); the
+    names restored, in the order they were deferred."""
     if not _deferred_table_exists(conn):  # a database older than the migration that adds the table
         return []
-    remembered = conn.exec_driver_sql(f"SELECT name, sql FROM {TABLE} ORDER BY position").all()
-    for _name, sql in remembered:
+    remembered = conn.exec_driver_sql(f"SELECT position, name, sql FROM {TABLE} ORDER BY position").all()
+    if names is not None:
+        remembered = [row for row in remembered if row[1] in names]
+    for position, _name, sql in remembered:
         conn.exec_driver_sql(sql)
-    conn.exec_driver_sql(f"DELETE FROM {TABLE}")
-    return list(dict.fromkeys(name for name, _sql in remembered))
+        conn.exec_driver_sql(f"DELETE FROM {TABLE} WHERE position = ?", (position,))
+    return list(dict.fromkeys(name for _position, name, _sql in remembered))
+
+
+def deferred(conn: Connection) -> list[str]:
+    """The names of what is deferred, in the order they were."""
+    if not _deferred_table_exists(conn):
+        return []
+    rows = conn.exec_driver_sql(f"SELECT name FROM {TABLE} ORDER BY position").all()
+    return list(dict.fromkeys(name for (name,) in rows))

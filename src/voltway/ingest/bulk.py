@@ -6,7 +6,7 @@ station without one.
 """
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voltway.charging.status import record_status_changes
 from voltway.core.cache import invalidate
 from voltway.core.db import Database, utcnow
-from voltway.core.gc_tuning import fewer_collections
 from voltway.core.errors import InvalidInput, PayloadTooLarge
+from voltway.core.gc_tuning import fewer_collections
 from voltway.core.metrics import IMPORT_ROWS
-from voltway.ingest.duplicates import link_duplicates_since
+from voltway.ingest.duplicates import DuplicateLink, link_duplicates_since
 from voltway.ingest.first_load import indexes_after_first_load
 from voltway.ingest.rows import ItemError
 from voltway.ingest.upsert import Items, UpsertReport, upsert_stations
@@ -123,15 +123,19 @@ async def import_stations(
     database has no station yet (`ingest/first_load.py`).
     """
     started = utcnow()  # the engine stamps what it writes with the same clock
-    async with indexes_after_first_load(db) if first_load else contextlib.nullcontext(False) as deferred:
-        report = await upsert_stations(db, items, progress=progress, first_load=deferred)
+    async with indexes_after_first_load(db) if first_load else contextlib.nullcontext(None) as load:
+        report = await upsert_stations(db, items, progress=progress, first_load=load is not None)
+        if link and report.wrote:  # nothing to link when every item was unchanged or rejected
+
+            def linking() -> Awaitable[list[DuplicateLink]]:
+                return link_duplicates_since(db, started)
+
+            report.duplicates = await (load.finish(beside=linking) if load is not None else linking())
     report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
     for result, rows in (("created", report.created), ("updated", report.updated),
                          ("unchanged", report.unchanged), ("rejected", len(report.rejected))):
         IMPORT_ROWS.labels(source=feed, result=result).inc(rows)
-    if report.wrote:  # nothing to link or to invalidate when every item was unchanged or rejected
-        if link:
-            report.duplicates = await link_duplicates_since(db, started)
+    if report.wrote:
         await invalidate("stations")  # cached station answers must show what was written
     return report
 

@@ -45,7 +45,7 @@ from sqlalchemy import bindparam, update
 
 from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, Database, stored_time
 from voltway.core.geo import EARTH_RADIUS_KM, haversine_km
-from voltway.ingest.first_load import first_load_running
+from voltway.ingest.first_load import linking_indexes_deferred, write_turn
 from voltway.stations.models import Station
 
 MAX_DISTANCE_M = 250.0
@@ -310,7 +310,7 @@ async def _link_batch(
 
     if changes:
         table = Station.__table__
-        async with db.engine.begin() as conn:
+        async with write_turn(db), db.engine.begin() as conn:
             await conn.execute(
                 update(table)
                 .where(table.c.id == bindparam("sid"))
@@ -409,10 +409,10 @@ async def link_duplicates_since(db: Database, since: datetime) -> list[Duplicate
 
     Neighbours come from a box query per checked station, or, when the import touched at least
     `SWEEP_SHARE` of the table (a first import), from one sweep over the table. Nothing while a first load has
-    the stations' indexes deferred: without them this would read the whole table again and again, and the
-    load links every station written since it started once they are back.
+    the indexes linking reads deferred: without them this would read the whole table again and again, and the
+    load links every station written since it started once they are back (`first_load.py`).
     """
-    if await first_load_running(db):
+    if await linking_indexes_deferred(db):
         return []
     async with _streaming_reads(db):
         return await _link_since(db, since)
