@@ -30,11 +30,13 @@ STATION_TABLES = ("stations", "connectors")
 # Read while loading (the engine looks up a station's connectors when a file repeats a key), and cheap to keep:
 # connectors arrive in station order, so their entries are appended.
 KEPT_INDEXES = ("ix_connectors_station_id",)
-RTREE_FILL = (
-    "INSERT INTO station_rtree SELECT id, latitude, latitude, longitude, longitude "
-    "FROM stations s WHERE NOT EXISTS (SELECT 1 FROM station_rtree r WHERE r.id = s.id)"
-)
-RTREE_CATCH_UP = {"stations_rtree_insert": RTREE_FILL}
+# The R*Tree's entries for the stations after its highest id: the stations' ids only grow (the largest plus one),
+# and the load fills the R*Tree in ascending ranges, each committed, so those are the ones it lacks. (Checking
+# every station, `NOT EXISTS` in the R*Tree, read the whole table: 0.4-0.6 s at 300,000 stations.)
+RTREE_CATCH_UP = {
+    "stations_rtree_insert": "INSERT INTO station_rtree SELECT id, latitude, latitude, longitude, longitude "
+    "FROM stations WHERE id > (SELECT coalesce(max(id), 0) FROM station_rtree)",
+}
 # The R*Tree is filled by ranges of this many ids before its trigger comes back (a transaction each, ~0.4 s).
 RTREE_FILL_IDS = 40_000
 # What duplicate linking reads by (`duplicates.py`): position, time written, canonical station.
@@ -82,7 +84,11 @@ async def _write(db: Database, action: Callable[[Connection], list[str]]) -> lis
 
 
 def _fill_rtree(conn: Connection, ids: tuple[int, int]) -> list[str]:
-    conn.exec_driver_sql(f"{RTREE_FILL} AND s.id > ? AND s.id <= ?", ids)
+    conn.exec_driver_sql(
+        "INSERT INTO station_rtree SELECT id, latitude, latitude, longitude, longitude FROM stations "
+        "WHERE id > ? AND id <= ?",
+        ids,
+    )
     return []
 
 

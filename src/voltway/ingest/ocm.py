@@ -128,13 +128,14 @@ def _connector(raw: Any, position: int, ref: Reference, station_status: StationS
         current_id = _id(conn["CurrentType"].get("ID"))
     current = CURRENT_BY_ID.get(current_id) if current_id is not None else None
     quantity = _number(conn.get("Quantity"), f"{where}.Quantity")
+    # `_value_`, not `.value`: a plain attribute instead of a Python-level property call (see upsert.station_row).
     return (
-        code.value,
+        code._value_,
         _text(title, f"{where}.ConnectionType.Title", 128),
         power if power is not None and 0 <= power <= 2000 else None,
-        current.value if current is not None else None,
+        current._value_ if current is not None else None,
         min(int(quantity), 1000) if quantity is not None and quantity >= 1 else 1,
-        (_status(conn, ref) or station_status).value,
+        (_status(conn, ref) or station_status)._value_,
     )
 
 
@@ -189,7 +190,7 @@ def parse_record(raw: Any, ref: Reference) -> StationRow:
     x, y, z = unit_vector(latitude, longitude)
     values = (
         SOURCE, external_id, name, ", ".join(line for line in lines if line)[:512] or None, town, postcode, iso,
-        latitude, longitude, x, y, z, operator, usage, station_status.value, usage_cost,
+        latitude, longitude, x, y, z, operator, usage, station_status._value_, usage_cost,
         _price(usage_cost, country if isinstance(country, str) else None), max(powers) if powers else None,
     )  # fmt: skip
     return StationRow.build(values, connectors)
