@@ -36,11 +36,31 @@ def _env(database_url: str, tmp_path: Path, **env: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url, **logs, **env}
 
 
+def start_import(
+    database_url: str, tmp_path: Path, path: Path, *, capture: bool = False, **env: str
+) -> subprocess.Popen[str]:
+    """`voltway import ocm PATH` in the background (a Popen); its output piped when `capture`, else dropped."""
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "voltway", "import", "ocm", str(path)],
+        env=_env(database_url, tmp_path, **env),
+        stdout=output,
+        stderr=output,
+        text=True,
+    )
+
+
+def synthetic_file(tmp_path: Path, total: int) -> Path:
+    path = tmp_path / "synthetic.json"
+    path.write_text(json.dumps(synthetic_pois(total)))
+    return path
+
+
 # A file of any size parsed by a parser process (`ingest/parse_process.py`).
 BY_PARSER = {"IMPORT_PARSER_PROCESS_MB": "0"}
 
 
-def parser_process(importer: subprocess.Popen[bytes], timeout: float = 60) -> psutil.Process:
+def parser_process(importer: subprocess.Popen[str], timeout: float = 60) -> psutil.Process:
     """The importer's parser process, as soon as it runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -100,14 +120,8 @@ def test_an_import_killed_midway_leaves_whole_chunks_and_a_rerun_completes_it(
 ) -> None:
     total = 20_000
     schema_before = schema(database_url) if database_url.startswith("sqlite") else {}
-    path = tmp_path / "synthetic.json"
-    path.write_text(json.dumps(synthetic_pois(total)))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voltway", "import", "ocm", str(path)],
-        env=_env(database_url, tmp_path, **env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    path = synthetic_file(tmp_path, total)
+    process = start_import(database_url, tmp_path, path, **env)
     parser = parser_process(process) if env else None
     try:
         deadline = time.monotonic() + 300
@@ -147,15 +161,8 @@ def test_a_parser_process_killed_midway_stops_the_import_like_a_truncated_file(
     database_url: str, tmp_path: Path
 ) -> None:
     total = 20_000
-    path = tmp_path / "synthetic.json"
-    path.write_text(json.dumps(synthetic_pois(total)))
-    importer = subprocess.Popen(
-        [sys.executable, "-m", "voltway", "import", "ocm", str(path)],
-        env=_env(database_url, tmp_path, **BY_PARSER),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    path = synthetic_file(tmp_path, total)
+    importer = start_import(database_url, tmp_path, path, capture=True, **BY_PARSER)
     try:
         parser = parser_process(importer)
         # The importer stopped, the parser fills the pipe between them and waits: it cannot finish.
