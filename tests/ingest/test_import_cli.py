@@ -37,9 +37,10 @@ def _env(database_url: str, tmp_path: Path, **env: str) -> dict[str, str]:
 
 
 def start_import(
-    database_url: str, tmp_path: Path, path: Path, *, capture: bool = False, **env: str
+    database_url: str, tmp_path: Path, path: Path, *, capture: bool = False, group: bool = False, **env: str
 ) -> subprocess.Popen[str]:
-    """`voltway import ocm PATH` in the background (a Popen); its output piped when `capture`, else dropped."""
+    """`voltway import ocm PATH` in the background (a Popen); its output piped when `capture`, else dropped;
+    in a process group of its own (as a shell runs a command) when `group`."""
     output = subprocess.PIPE if capture else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "voltway", "import", "ocm", str(path)],
@@ -47,6 +48,7 @@ def start_import(
         stdout=output,
         stderr=output,
         text=True,
+        start_new_session=group,
     )
 
 
@@ -186,3 +188,30 @@ def test_a_parser_process_killed_midway_stops_the_import_like_a_truncated_file(
     assert rerun.returncode == 0, rerun.stderr
     assert f"created {total - stations}, updated 0, unchanged {stations}, rejected 0" in rerun.stdout
     assert asyncio.run(table_counts(database_url)) == (total, 2 * total, total)
+
+
+def test_ctrl_c_stops_the_import_and_its_parser_cleanly(database_url: str, tmp_path: Path) -> None:
+    total = 20_000
+    path = synthetic_file(tmp_path, total)
+    importer = start_import(database_url, tmp_path, path, capture=True, group=True, **BY_PARSER)
+    try:
+        parser = parser_process(importer)
+        deadline = time.monotonic() + 300
+        while asyncio.run(table_counts(database_url))[0] < 1000:
+            assert importer.poll() is None, "the import ended before Ctrl-C"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(importer.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole foreground group
+        _out, err = importer.communicate(timeout=300)
+    finally:
+        if importer.poll() is None:
+            importer.kill()
+
+    assert importer.returncode == 130
+    assert "Traceback" not in err  # neither process printed one
+    parser.wait(timeout=30)
+    stations, connectors, rtree = asyncio.run(table_counts(database_url))
+    assert 1000 <= stations < total and connectors == 2 * stations and rtree == stations  # indexes restored
+    rerun = run_import(database_url, tmp_path, str(path), **BY_PARSER)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"created {total - stations}, updated 0, unchanged {stations}, rejected 0" in rerun.stdout

@@ -19,6 +19,7 @@ fails and it ends.
 import asyncio
 import marshal
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -119,10 +120,15 @@ class _Frames:
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group: the importer handles it (and ends this process).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     frames = _Frames()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt the frames
-    with fewer_collections():
-        asyncio.run(_parse(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None, frames))
+    try:
+        with fewer_collections():
+            asyncio.run(_parse(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None, frames))
+    except BrokenPipeError:  # the importer is gone: nobody is left to tell
+        sys.exit(1)
 
 
 if __name__ == "__main__":
