@@ -5,7 +5,7 @@ SQLite time maintaining indexes row by row). PostgreSQL keeps its indexes: nothi
 
 At the end of a load, the indexes that duplicate linking reads (`LINKING_INDEXES`) come back first. Linking then
 runs beside the rest of the rebuild, which is SQLite's own work on a thread of its own: for 300,000 stations,
-6.6 s of rebuild followed by 5.1 s of linking became ~7.5 s for both. Each remaining index, and each range of
+6.6 s of rebuild followed by 5.1 s of linking became ~6 s for both. Each remaining index, and each range of
 the R*Tree's fill (`RTREE_FILL_IDS`), is a transaction of its own, and linking's writes take turns with them
 (`write_turn`): a SQLite writer waiting for the lock polls, and would find it taken again by the next step.
 With the R*Tree filled in one transaction, linking waited 3.3 s for it.

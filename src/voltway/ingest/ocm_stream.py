@@ -1,4 +1,4 @@
-"""Streaming Open Charge Map import: a file or URL of any size, read with ijson, written with the upsert engine.
+"""Streaming Open Charge Map reading: the POIs of a file or URL of any size, parsed with ijson into station rows.
 
 The input is a JSON array of POIs, or an object wrapping one (an API response such as `{"data": [...]}`: the
 first top-level array whose first element is a POI object, i.e. has `AddressInfo`). Records are parsed one at a
@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field
 from voltway.ingest.ocm import RecordError, parse_record
 from voltway.ingest.reference import Reference, bundled_reference
 from voltway.ingest.rows import ItemError, StationRow
-
 
 READ_SIZE = 64 * 1024
 
