@@ -15,9 +15,9 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import orjson
@@ -239,6 +239,25 @@ class Database:
             await self._pg_reader.close()
             self._pg_reader = None
         await self.engine.dispose()
+
+
+T = TypeVar("T")
+
+
+async def to_the_end(work: Awaitable[T]) -> T:
+    """Await `work` (a write transaction) to its end even when the caller is cancelled (Ctrl-C), then let the
+    cancellation through.
+
+    A statement cancelled mid-way makes SQLAlchemy close its aiosqlite connection while SQLite still runs the
+    statement; the closed connection lives on until the statement is finalized, holding the write lock, and
+    every later write of the process (restoring a first load's indexes) failed with "database is locked".
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def null_pool_engine(url: str) -> AsyncEngine:

@@ -43,7 +43,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 
-from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, Database, stored_time
+from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, Database, stored_time, to_the_end
 from voltway.core.geo import EARTH_RADIUS_KM, haversine_km
 from voltway.ingest.first_load import linking_indexes_deferred, write_turn
 from voltway.stations.models import Station
@@ -309,16 +309,20 @@ async def _link_batch(
             links.append(DuplicateLink(site.id, canonical.id, round(distance_m, 1), round(similarity, 3)))
 
     if changes:
-        table = Station.__table__
-        async with write_turn(db), db.engine.begin() as conn:
-            await conn.execute(
-                update(table)
-                .where(table.c.id == bindparam("sid"))
-                # Linking is bookkeeping, not a change of the station's public record: updated_at stays.
-                .values(duplicate_of_id=bindparam("dup"), updated_at=table.c.updated_at),
-                [{"sid": sid, "dup": dup} for sid, dup in changes.items()],
-            )
+        await to_the_end(_store_links(db, changes))
     return sorted(links, key=lambda link: link.station_id)
+
+
+async def _store_links(db: Database, changes: dict[int, int | None]) -> None:
+    table = Station.__table__
+    async with write_turn(db), db.engine.begin() as conn:
+        await conn.execute(
+            update(table)
+            .where(table.c.id == bindparam("sid"))
+            # Linking is bookkeeping, not a change of the station's public record: updated_at stays.
+            .values(duplicate_of_id=bindparam("dup"), updated_at=table.c.updated_at),
+            [{"sid": sid, "dup": dup} for sid, dup in changes.items()],
+        )
 
 
 async def _sweep(db: Database, since: Any) -> dict[int, list[int]]:

@@ -20,7 +20,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltway.core.db import Database, null_pool_engine
+from voltway.core.db import Database, null_pool_engine, to_the_end
 from voltway.core.deferred_indexes import TABLE as DEFERRED_TABLE
 from voltway.core.deferred_indexes import defer, deferred, restore
 
@@ -73,9 +73,12 @@ async def _builder(db: Database) -> AsyncIterator[AsyncConnection]:
 
 
 async def _transaction(db: Database, conn: AsyncConnection, action: Callable[[Connection], list[str]]) -> list[str]:
-    async with write_turn(db), conn.begin():
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        return await conn.run_sync(action)
+    async def run() -> list[str]:
+        async with write_turn(db), conn.begin():
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return await conn.run_sync(action)
+
+    return await to_the_end(run())
 
 
 async def _write(db: Database, action: Callable[[Connection], list[str]]) -> list[str]:

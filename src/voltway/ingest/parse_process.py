@@ -71,7 +71,9 @@ class ProcessReader:
         finally:
             if child.returncode is None:
                 child.kill()
-                await child.wait()
+            # Not `wait()` alone: it also waits for the end of the pipe, which a paused pipe (its buffer full,
+            # the import stopped) never reads. Shutting down after Ctrl-C hung there.
+            await child.communicate()
 
     def _finish(self, final: ReadReport) -> None:
         self.report.records, self.report.skipped, self.report.error = final.records, final.skipped, final.error

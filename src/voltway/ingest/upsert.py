@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, Database, stored_time, utcnow
+from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, Database, stored_time, to_the_end, utcnow
 from voltway.core.gc_tuning import fewer_collections
 from voltway.ingest.duplicates import DuplicateLink
 from voltway.ingest.rows import ItemError, StationRow, price_text
@@ -550,8 +550,8 @@ async def _upsert(
     async def finish_write() -> None:
         nonlocal writing
         if writing is not None:
-            task, writing = writing, None
-            await task
+            await to_the_end(writing)  # a cancelled import lets its chunk in flight commit or roll back
+            writing = None
 
     async with db.engine.connect() as conn, _import_settings(db, conn, first_load=first_load):
         writer = _Writer(db, conn, report)
@@ -586,7 +586,8 @@ async def _upsert(
                 elif writing is not None and handled % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let the write in flight issue its next statement
             await finish_write()
-            await write(list(chunk.values()), handled)
+            writing = asyncio.create_task(write(list(chunk.values()), handled))
+            await finish_write()
         finally:
             if writing is not None:  # reading failed: let the chunk in flight commit (its own errors aside)
                 with contextlib.suppress(Exception):
