@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from voltway.core.db import Database
+from voltway.core.db import SQLITE_ONE_PASS_CACHE_KIB, Database
 from voltway.core.geo import haversine_km
 from voltway.ingest.csv_io import import_csv
 from voltway.ingest import duplicates
@@ -181,8 +181,8 @@ async def test_overlapping_linkings_give_the_read_settings_back(db: Database) ->
     first, second = duplicates._streaming_reads(db), duplicates._streaming_reads(db)
     await first.__aenter__()
     await second.__aenter__()
-    assert await settings() == (0, -duplicates._READ_CACHE_KB)
+    assert await settings() == (0, -SQLITE_ONE_PASS_CACHE_KIB)
     await first.__aexit__(None, None, None)
-    assert await settings() == (0, -duplicates._READ_CACHE_KB)  # the second still reads
+    assert await settings() == (0, -SQLITE_ONE_PASS_CACHE_KIB)  # the second still reads
     await second.__aexit__(None, None, None)
     assert await settings() == normal == (268435456, -65536)

@@ -56,6 +56,9 @@ def stored_time(moment: datetime, *, sqlite: bool) -> datetime | str:
 # Each connection's page cache (KiB) and memory-mapped window (bytes).
 SQLITE_CACHE_KIB = 65536
 SQLITE_MMAP_BYTES = 268435456
+# The page cache of bulk work that passes over a table once (a first load, its index builds, duplicate
+# linking's sweep): a larger one would fill with pages not read again, all of it resident memory.
+SQLITE_ONE_PASS_CACHE_KIB = 8192
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",

@@ -43,7 +43,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 
-from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, Database, stored_time, to_the_end
+from voltway.core.db import (
+    SQLITE_CACHE_KIB,
+    SQLITE_MMAP_BYTES,
+    SQLITE_ONE_PASS_CACHE_KIB,
+    Database,
+    stored_time,
+    to_the_end,
+)
 from voltway.core.geo import EARTH_RADIUS_KM, haversine_km
 from voltway.ingest.first_load import linking_indexes_deferred, write_turn
 from voltway.stations.models import Station
@@ -54,8 +61,6 @@ BATCH = 2000
 # A sweep over the whole table replaces the per-station box queries when an import touched this share of it.
 SWEEP_SHARE = 0.25
 SWEEP_PAGE = 20_000
-# The read connection's page cache while linking (KiB).
-_READ_CACHE_KB = 8192
 
 _GENERIC_WORDS = frozenset(
     "ev electric vehicle vehicles charging charge charger chargers recharge station stations point points "
@@ -396,7 +401,7 @@ async def _streaming_reads(db: Database) -> AsyncIterator[None]:
     key = id(db)
     if not _streaming.get(key):
         await _read(db, "PRAGMA mmap_size=0", {})
-        await _read(db, f"PRAGMA cache_size={-_READ_CACHE_KB}", {})
+        await _read(db, f"PRAGMA cache_size={-SQLITE_ONE_PASS_CACHE_KIB}", {})
     _streaming[key] = _streaming.get(key, 0) + 1
     try:
         yield

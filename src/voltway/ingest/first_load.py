@@ -20,7 +20,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltway.core.db import Database, null_pool_engine, to_the_end
+from voltway.core.db import SQLITE_ONE_PASS_CACHE_KIB, Database, null_pool_engine, to_the_end
 from voltway.core.deferred_indexes import TABLE as DEFERRED_TABLE
 from voltway.core.deferred_indexes import defer, deferred, restore
 
@@ -64,7 +64,7 @@ async def _builder(db: Database) -> AsyncIterator[AsyncConnection]:
     engine = null_pool_engine(db.url)
     try:
         async with engine.connect() as conn:
-            for pragma in ("temp_store=FILE", "mmap_size=0", "cache_size=-8192"):
+            for pragma in ("temp_store=FILE", "mmap_size=0", f"cache_size=-{SQLITE_ONE_PASS_CACHE_KIB}"):
                 await conn.exec_driver_sql(f"PRAGMA {pragma}")
             await conn.commit()
             yield conn

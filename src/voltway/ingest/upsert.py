@@ -41,7 +41,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, Database, stored_time, to_the_end, utcnow
+from voltway.core.db import (
+    SQLITE_CACHE_KIB,
+    SQLITE_MMAP_BYTES,
+    SQLITE_ONE_PASS_CACHE_KIB,
+    Database,
+    stored_time,
+    to_the_end,
+    utcnow,
+)
 from voltway.core.gc_tuning import fewer_collections
 from voltway.ingest.duplicates import DuplicateLink
 from voltway.ingest.rows import ItemError, StationRow, price_text
@@ -496,7 +504,7 @@ async def _import_settings(db: Database, conn: AsyncConnection, *, first_load: b
     if db.is_sqlite:
         settings, restore = ["PRAGMA mmap_size=0"], [f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}"]
         if first_load:
-            settings.append(f"PRAGMA cache_size=-{FIRST_LOAD_CACHE_KIB}")
+            settings.append(f"PRAGMA cache_size=-{SQLITE_ONE_PASS_CACHE_KIB}")
             restore.append(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     else:
         settings, restore = ["SET plan_cache_mode = force_custom_plan"], ["RESET plan_cache_mode"]
@@ -510,8 +518,6 @@ async def _import_settings(db: Database, conn: AsyncConnection, *, first_load: b
             await conn.exec_driver_sql(statement)
         await conn.commit()
 
-
-FIRST_LOAD_CACHE_KIB = 8192
 
 async def upsert_stations(
     db: Database,
