@@ -222,6 +222,26 @@ async def test_truncated_json_imports_the_complete_records_before_the_cut(
     await assert_consistent(db)
 
 
+async def test_invalid_utf8_stops_the_import_with_the_records_before_it(
+    db: Database, file_settings: Settings, tmp_path: Path, ocm_samples: dict[str, Records]
+) -> None:
+    records = ocm_samples["compact"][:30]
+    # A UTF-8-encoded surrogate: yajl passes it on, Python's decoding rejects it.
+    texts = [json.dumps(r, ensure_ascii=False).encode() for r in records]
+    texts[20] = texts[20].replace(b'"AddressInfo":', b'"Bad\xed\xa0\x80": 1, "AddressInfo":', 1)
+    path = tmp_path / "bad-utf8.json"
+    path.write_bytes(b"[" + b",".join(texts) + b"]")
+
+    report = await import_ocm(db, path, settings=file_settings)
+
+    assert report.error is not None and report.error.code == "malformed_json"
+    assert "invalid UTF-8" in report.error.message
+    assert report.error.index == report.records <= 20
+    assert counts(report) == (report.records, 0, 0, 0)
+    assert await count(db, "stations") == report.records
+    await assert_consistent(db)
+
+
 @pytest.mark.parametrize(
     ("content", "code", "message"),
     [

@@ -13,11 +13,12 @@ Problems are reported, never silently dropped:
 """
 
 from collections.abc import AsyncIterator
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import ijson
 from pydantic import BaseModel, Field
 
+from voltway.ingest.json_array import ArrayBatches
 from voltway.ingest.ocm import RecordError, parse_record
 from voltway.ingest.reference import Reference, bundled_reference
 from voltway.ingest.rows import ItemError, StationRow
@@ -62,11 +63,13 @@ class Rewindable:
         self.source = source
         self.recorded: bytearray | None = bytearray()
         self.replay = b""
+        self.replayed = 0  # bytes of `replay` served (slicing it instead copied the rest on every read)
         self.position = 0  # bytes handed out after the rewind
 
     async def read(self, size: int) -> bytes:
-        if self.replay:
-            data, self.replay = self.replay[:size], self.replay[size:]
+        if self.replayed < len(self.replay):
+            data = self.replay[self.replayed : self.replayed + size]
+            self.replayed += len(data)
         else:
             data = await self.source.read(size)
         if self.recorded is not None:
@@ -75,11 +78,19 @@ class Rewindable:
             self.position += len(data)
         return data
 
+    def unread(self, data: bytes) -> None:
+        """Serve `data`, the last bytes read (after the rewind), again before the rest."""
+        self._replay_first(data)
+        self.position -= len(data)
+
     def rewind(self, *, keep_recording: bool = False) -> None:
         """Serve everything read so far again; stop recording unless `keep_recording`."""
         assert self.recorded is not None
-        self.replay = bytes(self.recorded) + self.replay
+        self._replay_first(bytes(self.recorded))
         self.recorded = bytearray() if keep_recording else None
+
+    def _replay_first(self, data: bytes) -> None:
+        self.replay, self.replayed = data + self.replay[self.replayed :], 0
 
 
 async def _first_char(stream: Rewindable) -> str:
@@ -128,6 +139,19 @@ async def _array_prefix(stream: Rewindable) -> str:
     raise InputError("not_json_array", "a JSON object without an array of POIs where an array is expected")
 
 
+async def element_batches(stream: Rewindable, prefix: str) -> AsyncIterator[list[Any]]:
+    """The POIs in lists: a bare array's decoded by orjson (`json_array.py`) as far as it goes, the rest and an
+    array inside an object by ijson."""
+    if prefix == "item":
+        batches = ArrayBatches(stream)
+        async for batch in batches:
+            yield batch
+        if batches.finished:
+            return
+    async for raw in ijson.items_async(stream, prefix, use_float=True):
+        yield [raw]
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -149,20 +173,22 @@ class OcmReader:
         stream = self.stream = Rewindable(source)
         prefix = await _array_prefix(stream)
         try:
-            async for raw in ijson.items_async(stream, prefix, use_float=True):
-                index = self.report.records
-                self.report.records += 1
-                try:
-                    row = parse_record(raw, self.reference)
-                except RecordError as exc:
-                    self.report.rejected.append(ItemError(index=index, code=exc.code, message=exc.message))
-                    continue
-                if self.country and row.country != self.country:
-                    self.report.skipped += 1
-                    continue
-                yield index, row
-        except ijson.JSONError as exc:
-            message = _first_line(exc)
+            async for batch in element_batches(stream, prefix):
+                for raw in batch:
+                    index = self.report.records
+                    self.report.records += 1
+                    try:
+                        row = parse_record(raw, self.reference)
+                    except RecordError as exc:
+                        self.report.rejected.append(ItemError(index=index, code=exc.code, message=exc.message))
+                        continue
+                    if self.country and row.country != self.country:
+                        self.report.skipped += 1
+                        continue
+                    yield index, row
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            # yajl lets a UTF-8-encoded surrogate through to Python's decoding, which rejects it.
+            message = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else _first_line(exc)
             code = "truncated_json" if "premature EOF" in message else "malformed_json"
             what = "ends early (truncated)" if code == "truncated_json" else f"is malformed ({message})"
             self.report.error = ItemError(
