@@ -131,7 +131,7 @@ async def _array_prefix(stream: Rewindable) -> str:
                     return f"{candidate}.item"
                 if event in {"end_map", "string", "number", "boolean", "null", "start_array"}:
                     candidate = None  # the array does not hold POIs
-    except ijson.JSONError as exc:
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise InputError("malformed_json", f"the input is not valid JSON: {_first_line(exc)}") from None
     if empty_key is not None:
         stream.rewind()

@@ -34,6 +34,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -141,15 +142,24 @@ def _sqlite_real(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.15g}") + 0.0
 
 
+@lru_cache(maxsize=1 << 12)  # connectors repeat: 837 kinds among 100,000 synthetic stations, 221 among OCM's 1,046
+def _sqlite_connector_template(connector: tuple[Any, ...]) -> str:
+    """A connector's JSON object with `%d` for its id."""
+    kind, name, power, current, quantity, status = connector
+    fields = {"type": kind, "type_name": name, "power_kw": _sqlite_real(power), "current": current,
+              "quantity": quantity, "status": status}  # fmt: skip
+    return '{"id":%d,' + orjson.dumps(fields).decode()[1:].replace("%", "%%")
+
+
 def sqlite_connectors_json(first_id: int, connectors: Sequence[tuple[Any, ...]]) -> str:
     """The `connectors_json` of connectors stored with ids `first_id`, `first_id + 1`, ...: the text the SQLite
     triggers render (json_group_array of json_object: key order, escapes, REALs to 15 digits). Only powers
-    below 0.0001 or from 1e15 kW read differently (SQLite writes 1.0e-05 for orjson's 1e-05): the same number."""
-    return orjson.dumps([
-        {"id": first_id + i, "type": kind, "type_name": name, "power_kw": _sqlite_real(power), "current": current,
-         "quantity": quantity, "status": status}
-        for i, (kind, name, power, current, quantity, status) in enumerate(connectors)
-    ]).decode()  # fmt: skip
+    below 0.0001 or from 1e15 kW read differently (SQLite writes 1.0e-05 for orjson's 1e-05): the same number.
+
+    Each kind of connector is rendered once (`_sqlite_connector_template`), then given its id: a first load of
+    300,000 stations spent 1.6 s of the importing thread rendering every connector."""
+    template = ",".join(map(_sqlite_connector_template, connectors))
+    return f"[{template}]" % tuple(range(first_id, first_id + len(connectors)))
 
 
 def _pg_json_number(value: float | None) -> str:
