@@ -5,16 +5,19 @@ from the shared samples), not derived from the code under test.
 """
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voltway.ingest.ocm import RecordError, parse_record
 from voltway.ingest.prices import parse_usage_cost
-from voltway.ingest.reference import bundled_reference, connector_code, status_code
+from voltway.ingest.reference import Reference, bundled_reference, connector_code, status_code
 from voltway.ingest.rows import StationRow
 from voltway.ingest.upsert import CONNECTOR_COLUMNS, INSERTED_COLUMNS, station_row
 from voltway.stations.schemas import Price, StationIn
@@ -202,6 +205,56 @@ def test_unusable_records_are_rejected_with_the_reason(change: dict[str, Any], c
 def test_a_record_that_is_not_an_object_is_rejected() -> None:
     with pytest.raises(RecordError, match="the record must be an object, not int"):
         parse_record(7, bundled_reference())
+
+
+# Values of a compact connection's fields, plain and tricky: of the wrong type, not finite, and values equal to
+# others but of another type (25 and 25.0, 1 and True, 0.0 and -0.0), which must not share a mapping.
+EQUAL_VALUES = [0, 0.0, -0.0, False, 1, 1.0, True, 20, 20.0, 25, 25.0, 50, 50.0]
+CONNECTION_VALUES = [*EQUAL_VALUES, None, 2, 33, 1036, 9999, 10, 30, 75, 100, 150, 200, 7.4, 2500.0, "25", "", [25],
+                     float("nan")]  # fmt: skip
+CONNECTION_KEYS = ["ConnectionTypeID", "PowerKW", "CurrentTypeID", "Quantity", "StatusTypeID", "Comments"]
+
+
+def _mapped(connection: dict[str, Any], station_status: int | None, reference: Reference) -> object:
+    record = _poi(Connections=[connection], StatusTypeID=station_status)
+    try:
+        row = parse_record(record, reference)
+    except RecordError as exc:
+        return exc.code, exc.message
+    return repr(row.connectors), row.content_hash  # repr: -0.0 == 0.0
+
+
+def _twins(connection: dict[str, Any]) -> list[dict[str, Any]]:
+    """The connection, then copies with one value replaced by an equal value of another type or sign."""
+    return [connection] + [
+        {**connection, key: twin}
+        for key, value in connection.items()
+        for twin in EQUAL_VALUES
+        if type(value) in (int, float, bool) and twin == value and repr(twin) != repr(value)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.sampled_from(CONNECTION_KEYS), st.sampled_from(CONNECTION_VALUES)),
+            st.sampled_from([None, 0, 50, 75, 150, 200]),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_connections_mapped_once_map_as_they_do_each_time(connections: list[tuple[dict[str, Any], int | None]]) -> None:
+    """Compact connections are mapped once per set of values (`ocm._connector`); a key must never stand for
+    values that map otherwise."""
+    shared = dataclasses.replace(bundled_reference(), connections={})
+    connections.append(({"ConnectionTypeID": 25, "PowerKW": 22.0}, 50))
+    for connection, station_status in connections * 2:
+        for twin in _twins(connection):
+            fresh = dataclasses.replace(bundled_reference(), connections={})
+            assert _mapped(twin, station_status, shared) == _mapped(twin, station_status, fresh)
+    assert shared.connections  # the second round hit what the first stored
 
 
 # ------------------------------------------------------------------------------------------- prices

@@ -98,6 +98,8 @@ class Reference:
     usage_types: dict[int, str] = field(default_factory=dict)
     operators: dict[int, str] = field(default_factory=dict)
     countries: dict[int, str] = field(default_factory=dict)
+    # Mapped connections by their values (see `ocm._connector`): tables and mapping are fixed, so is the result.
+    connections: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Reference":
