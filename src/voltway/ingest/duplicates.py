@@ -176,7 +176,8 @@ _PAIRS_SQL = (
 
 
 def _site(row: Sequence[Any]) -> _Site:
-    return _Site(*row[:7], completeness=sum(v is not None for v in row[7:]))
+    filled = row[7:]
+    return _Site(*row[:7], completeness=len(filled) - filled.count(None))
 
 
 async def _load_sites(db: Database, ids: Iterable[int]) -> dict[int, _Site]:
