@@ -163,6 +163,23 @@ def test_a_large_array_is_decoded_by_orjson_to_its_end() -> None:
     assert asyncio.run(read()) == (elements, True)
 
 
+def test_an_element_larger_than_the_pending_bound_is_left_to_ijson(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json_array, "BATCH_BYTES", 16)
+    monkeypatch.setattr(json_array, "MAX_PENDING_BYTES", 200)
+    elements = [{"ID": 1}, {"ID": 2, "Connections": [{"ID": i, "Comments": "x" * 20} for i in range(20)]}, {"ID": 3}]
+    data = json.dumps(elements).encode()
+
+    async def read() -> tuple[list[Any], list[Any], bool]:
+        stream = started(data)
+        batches = json_array.ArrayBatches(stream)
+        decoded = [element async for batch in batches for element in batch]
+        rest = [element async for element in ijson.items_async(stream, "item", use_float=True)]
+        return decoded, rest, batches.finished
+
+    decoded, rest, finished = asyncio.run(read())
+    assert (decoded, rest, finished) == ([{"ID": 1}], elements[1:], False)
+
+
 @pytest.mark.parametrize(
     ("text", "error"),
     [

@@ -22,8 +22,9 @@ from typing import Any, Protocol
 import orjson
 
 BATCH_BYTES = 64 * 1024
-# An element that no cut ends within this much text is left to ijson (which streams it in constant memory).
-MAX_PENDING_BYTES = 16 * 1024 * 1024
+# An element that no cut ends within this much text is left to ijson (which streams it in constant memory); each
+# read until then searches all of it again.
+MAX_PENDING_BYTES = 1024 * 1024
 # Cuts tried per batch before more text is read: each failed one costs a decode of the batch.
 CUTS_TRIED = 8
 _CUT = re.compile(rb"\}\s*,\s*\{")

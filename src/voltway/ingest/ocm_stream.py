@@ -1,8 +1,9 @@
-"""Streaming Open Charge Map reading: the POIs of a file or URL of any size, parsed with ijson into station rows.
+"""Streaming Open Charge Map reading: the POIs of a file or URL of any size, parsed into station rows.
 
 The input is a JSON array of POIs, or an object wrapping one (an API response such as `{"data": [...]}`: the
-first top-level array whose first element is a POI object, i.e. has `AddressInfo`). Records are parsed one at a
-time and never more than two chunks are held in memory, so the size of the input does not matter.
+first top-level array whose first element is a POI object, i.e. has `AddressInfo`). A bare array's records are
+decoded in batches of 64 KB of text (`json_array.py`), the rest one at a time by ijson: never more than about a
+megabyte of the input is held in memory, so the size of the input does not matter.
 
 Problems are reported, never silently dropped:
 - a record that cannot become a station is rejected with its index and reason, the others are imported;
