@@ -10,6 +10,7 @@ cut falls inside an element.
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ijson
@@ -64,28 +65,25 @@ def leading_elements(data: bytes) -> list[Any]:
         position += 1
 
 
-async def with_batches(data: bytes) -> tuple[list[Any], str | None]:
+async def collected(batches: AsyncIterator[list[Any]]) -> tuple[list[Any], str | None]:
+    """The elements read, and the error that stopped the reading (None: none)."""
     elements: list[Any] = []
     try:
-        async for batch in element_batches(started(data), "item"):
+        async for batch in batches:
             elements.extend(batch)
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         return elements, first_line(exc)
     return elements, None
 
 
-async def with_ijson(data: bytes) -> tuple[list[Any], str | None]:
-    elements: list[Any] = []
-    try:
-        async for element in ijson.items_async(started(data), "item", use_float=True):
-            elements.append(element)
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        return elements, first_line(exc)
-    return elements, None
+async def by_ijson(data: bytes) -> AsyncIterator[list[Any]]:
+    async for element in ijson.items_async(started(data), "item", use_float=True):
+        yield [element]
 
 
 def both(data: bytes) -> tuple[tuple[list[Any], str | None], tuple[list[Any], str | None]]:
-    return asyncio.run(with_batches(data)), asyncio.run(with_ijson(data))
+    """What the reader's batches read, and what ijson alone reads."""
+    return asyncio.run(collected(element_batches(started(data), "item"))), asyncio.run(collected(by_ijson(data)))
 
 
 IJSON_OVERFLOW = "parse error integer overflow"
