@@ -114,7 +114,8 @@ def _coordinate(address: dict[str, Any], key: str, bound: float) -> float:
     return number
 
 
-# Compact connections are mapped once per set of values (837 sets among 100,000 synthetic stations' connections).
+# Compact connections are mapped once per set of values: 300,000 synthetic stations' 600,000 have 4,644 sets, and
+# the first 4,096 answer 99% of them. The verbose form (nested objects) is mapped each time.
 _ID_TYPES = frozenset({int, type(None)})  # not 25.0 or True: equal keys to 25 and 1 that map otherwise
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _MAPPED_CONNECTIONS_MAX = 4096  # a file of endless variety keeps mapping, without filling memory
