@@ -56,16 +56,19 @@ def stored_time(moment: datetime, *, sqlite: bool) -> datetime | str:
 # Each connection's page cache (KiB) and memory-mapped window (bytes).
 SQLITE_CACHE_KIB = 65536
 SQLITE_MMAP_BYTES = 268435456
-# The page cache of bulk work that passes over a table once (a first load, its index builds, duplicate
+# The page cache of bulk work that passes over a table once (an import, a first load's index builds, duplicate
 # linking's sweep): a larger one would fill with pages not read again, all of it resident memory.
 SQLITE_ONE_PASS_CACHE_KIB = 8192
+# What such work switches on its connection, each as (the one-pass setting, the default it goes back to).
+SQLITE_NO_MMAP = ("PRAGMA mmap_size=0", f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+SQLITE_SMALL_CACHE = (f"PRAGMA cache_size=-{SQLITE_ONE_PASS_CACHE_KIB}", f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
     "PRAGMA synchronous=NORMAL",
-    f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}",
-    f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}",
+    SQLITE_SMALL_CACHE[1],
+    SQLITE_NO_MMAP[1],
     "PRAGMA temp_store=MEMORY",
 )
 

@@ -43,14 +43,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 
-from voltway.core.db import (
-    SQLITE_CACHE_KIB,
-    SQLITE_MMAP_BYTES,
-    SQLITE_ONE_PASS_CACHE_KIB,
-    Database,
-    stored_time,
-    to_the_end,
-)
+from voltway.core.db import SQLITE_NO_MMAP, SQLITE_SMALL_CACHE, Database, stored_time, to_the_end
 from voltway.core.geo import EARTH_RADIUS_KM, haversine_km
 from voltway.ingest.first_load import linking_indexes_deferred, write_turn
 from voltway.stations.models import Station
@@ -401,8 +394,8 @@ async def _streaming_reads(db: Database) -> AsyncIterator[None]:
         return
     key = id(db)
     if not _streaming.get(key):
-        await _read(db, "PRAGMA mmap_size=0", {})
-        await _read(db, f"PRAGMA cache_size={-SQLITE_ONE_PASS_CACHE_KIB}", {})
+        for one_pass, _default in (SQLITE_NO_MMAP, SQLITE_SMALL_CACHE):
+            await _read(db, one_pass, {})
     _streaming[key] = _streaming.get(key, 0) + 1
     try:
         yield
@@ -410,8 +403,8 @@ async def _streaming_reads(db: Database) -> AsyncIterator[None]:
         _streaming[key] -= 1
         if not _streaming[key]:
             del _streaming[key]
-            await _read(db, f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}", {})
-            await _read(db, f"PRAGMA cache_size={-SQLITE_CACHE_KIB}", {})
+            for _one_pass, default in (SQLITE_NO_MMAP, SQLITE_SMALL_CACHE):
+                await _read(db, default, {})
 
 
 async def link_duplicates_since(db: Database, since: datetime) -> list[DuplicateLink]:

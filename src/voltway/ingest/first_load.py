@@ -20,7 +20,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltway.core.db import SQLITE_ONE_PASS_CACHE_KIB, Database, null_pool_engine, to_the_end
+from voltway.core.db import SQLITE_NO_MMAP, SQLITE_SMALL_CACHE, Database, null_pool_engine, to_the_end
 from voltway.core.deferred_indexes import TABLE as DEFERRED_TABLE
 from voltway.core.deferred_indexes import defer, deferred, restore
 
@@ -64,8 +64,8 @@ async def _builder(db: Database) -> AsyncIterator[AsyncConnection]:
     engine = null_pool_engine(db.url)
     try:
         async with engine.connect() as conn:
-            for pragma in ("temp_store=FILE", "mmap_size=0", f"cache_size=-{SQLITE_ONE_PASS_CACHE_KIB}"):
-                await conn.exec_driver_sql(f"PRAGMA {pragma}")
+            for pragma in ("PRAGMA temp_store=FILE", SQLITE_NO_MMAP[0], SQLITE_SMALL_CACHE[0]):
+                await conn.exec_driver_sql(pragma)
             await conn.commit()
             yield conn
     finally:

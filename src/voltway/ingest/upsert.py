@@ -43,9 +43,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltway.core.db import (
-    SQLITE_CACHE_KIB,
-    SQLITE_MMAP_BYTES,
-    SQLITE_ONE_PASS_CACHE_KIB,
+    SQLITE_NO_MMAP,
+    SQLITE_SMALL_CACHE,
     Database,
     stored_time,
     to_the_end,
@@ -512,10 +511,8 @@ async def _import_settings(db: Database, conn: AsyncConnection, *, first_load: b
     of importing 30,000 stations into an empty table; 2 s with per-execution plans).
     """
     if db.is_sqlite:
-        settings, restore = ["PRAGMA mmap_size=0"], [f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}"]
-        if first_load:
-            settings.append(f"PRAGMA cache_size=-{SQLITE_ONE_PASS_CACHE_KIB}")
-            restore.append(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        switches = (SQLITE_NO_MMAP, SQLITE_SMALL_CACHE) if first_load else (SQLITE_NO_MMAP,)
+        settings, restore = [one_pass for one_pass, _ in switches], [default for _, default in switches]
     else:
         settings, restore = ["SET plan_cache_mode = force_custom_plan"], ["RESET plan_cache_mode"]
     for statement in settings:
