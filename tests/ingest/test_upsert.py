@@ -3,13 +3,14 @@
 import asyncio
 import contextlib
 import math
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 
-from voltway.core.db import Database
+from voltway.core.db import SQLITE_CACHE_KIB, SQLITE_MMAP_BYTES, SQLITE_ONE_PASS_CACHE_KIB, Database
 from voltway.ingest.upsert import UpsertReport, upsert_stations
 from voltway.stations.schemas import StationIn
 
@@ -192,6 +193,29 @@ async def test_the_import_connection_settings_are_restored(db: Database) -> None
     assert await current() == {268435456 if db.is_sqlite else "auto"}
     await upsert_stations(db, numbered([make_station(n) for n in range(3)]))
     assert await current() == {268435456 if db.is_sqlite else "auto"}
+
+
+async def test_the_sqlite_write_connection_settings_are_restored(db: Database) -> None:
+    """On SQLite the engine writes through the database's write connection, which a first load switches to no
+    mmap and a small page cache, and back."""
+    if not db.is_sqlite:
+        pytest.skip("the write connection is SQLite's")
+
+    def settings(conn: sqlite3.Connection) -> tuple[int, int]:
+        return conn.execute("PRAGMA mmap_size").fetchone()[0], conn.execute("PRAGMA cache_size").fetchone()[0]
+
+    defaults = (SQLITE_MMAP_BYTES, -SQLITE_CACHE_KIB)
+    assert await db.sqlite_write(settings) == defaults
+    seen: list[tuple[int, int]] = []
+
+    async def items() -> Any:
+        for n in range(3):
+            yield n, make_station(n)
+        seen.append(await db.sqlite_write(settings))
+
+    await upsert_stations(db, items(), first_load=True)
+    assert seen == [(0, -SQLITE_ONE_PASS_CACHE_KIB)]
+    assert await db.sqlite_write(settings) == defaults
 
 
 async def test_connectors_are_stored_and_rendered_in_the_items_order(db: Database) -> None:

@@ -6,7 +6,8 @@ it runs the (sub-millisecond) query on a dedicated read-only connection, without
 PostgreSQL on a small read-only asyncpg pool, one round trip a statement where the engine's connection costs
 four (pre-ping, BEGIN, the statement, the ROLLBACK that resets it). A read that may take long (`slow=True`,
 e.g. the map's grouping of a whole continent) runs on SQLite in a thread of its own instead: run in place it
-would hold every other request of the process for its whole duration.
+would hold every other request of the process for its whole duration. The bulk write engine's SQLite chunks
+run whole on a thread of their own too (`Database.sqlite_write`).
 """
 
 import asyncio
@@ -15,7 +16,7 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -37,6 +38,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -147,6 +151,8 @@ class Database:
         self._reader: sqlite3.Connection | None = None
         self._slow_reads: concurrent.futures.ThreadPoolExecutor | None = None
         self._slow_reader: sqlite3.Connection | None = None  # used by the _slow_reads thread only
+        self._writes: concurrent.futures.ThreadPoolExecutor | None = None
+        self._writer: sqlite3.Connection | None = None  # used by the _writes thread only
         self._pg_reader: asyncpg.Pool | None = None
         self._pg_reader_lock = asyncio.Lock()
 
@@ -170,9 +176,15 @@ class Database:
         condition, value = self.any_of(column, ids, ":ids")
         return condition, {"ids": value}
 
-    def _read_only_connection(self) -> sqlite3.Connection:
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        """A DB-API connection of our own, set up as the engine's are, in autocommit mode (transactions are
+        begun explicitly), usable from the thread that works with it."""
         conn = sqlite3.connect(sqlite_path(self.url), check_same_thread=False, isolation_level=None)
         _apply_sqlite_pragmas(conn, None)
+        return conn
+
+    def _read_only_connection(self) -> sqlite3.Connection:
+        conn = self._sqlite_connection()
         conn.execute("PRAGMA query_only=ON")
         return conn
 
@@ -187,6 +199,23 @@ class Database:
         if self._slow_reader is None:
             self._slow_reader = self._read_only_connection()
         return self._slow_reader.execute(sql, params).fetchall()
+
+    async def sqlite_write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` (SQLite) with the write connection, on its thread, and return its result.
+
+        For the bulk write engine: a chunk's statements and the Python between them run there in one go. Through
+        the engine's aiosqlite connection each statement cost several hops between the event loop and the
+        connection's thread (cursor, execute, fetch, close), each waiting for the other side's turn, so a first
+        load's writes and its reading took turns instead of overlapping (see `ingest/upsert.py`). One chunk at a
+        time: SQLite has one writer at a time anyway."""
+        if self._writes is None:
+            self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="voltway-sqlite-write")
+        return await asyncio.get_running_loop().run_in_executor(self._writes, self._write, work)
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            self._writer = self._sqlite_connection()
+        return work(self._writer)
 
     async def _postgres_reader(self) -> asyncpg.Pool:
         if self._pg_reader is None:
@@ -241,13 +270,17 @@ class Database:
         if self._slow_reader is not None:
             self._slow_reader.close()
             self._slow_reader = None
+        if self._writes is not None:
+            self._writes.shutdown(wait=True)
+            self._writes = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._pg_reader is not None:
             await self._pg_reader.close()
             self._pg_reader = None
         await self.engine.dispose()
 
-
-T = TypeVar("T")
 
 
 async def to_the_end(work: Awaitable[T]) -> T:

@@ -4,6 +4,7 @@ Features raise subclasses of `AppError`; the handlers here render every error, i
 validation errors and Starlette's HTTP errors, in the same shape with the right status.
 """
 
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -122,16 +123,19 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = ", ".join(d["field"] for d in details if d["field"])
         return error_response(422, "validation_error", f"invalid input: {fields}", details)
 
-    @app.exception_handler(OperationalError)
-    async def _database_busy(_request: Request, exc: OperationalError) -> FastJSONResponse:
+    async def _database_busy(_request: Request, exc: Exception) -> FastJSONResponse:
         # SQLite has one writer at a time: a write that waited the whole busy timeout for the lock (a long
-        # import holding it, say) is worth retrying, not a server fault. Anything else stays a 500.
-        if "database is locked" not in str(exc.orig):
+        # import holding it, say) is worth retrying, not a server fault. Anything else stays a 500. The bulk
+        # engine's SQLite writes raise the driver's own error (`Database.sqlite_write`), the others SQLAlchemy's.
+        if "database is locked" not in str(getattr(exc, "orig", exc)):
             raise exc
         return error_response(
             503, "service_unavailable", "the database is busy with other writes: retry shortly", None,
             {"Retry-After": "2"},
         )
+
+    app.add_exception_handler(OperationalError, _database_busy)
+    app.add_exception_handler(sqlite3.OperationalError, _database_busy)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
