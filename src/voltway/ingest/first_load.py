@@ -39,9 +39,6 @@ RTREE_CATCH_UP = {
 }
 # The R*Tree is filled by ranges of this many ids before its trigger comes back (a transaction each, ~0.4 s).
 RTREE_FILL_IDS = 40_000
-# The builder's sorts (each index's keys, the R*Tree's fill order) merge on helper threads as well as on its own:
-# the eleven indexes of 300,000 stations took 1.45-1.51 s instead of 1.73-1.80 s (one helper did as well as two).
-SORT_THREADS = "PRAGMA threads=2"
 # What duplicate linking reads by (`duplicates.py`): position, time written, canonical station.
 LINKING_INDEXES = ("ix_stations_lat_lon", "ix_stations_updated_at", "ix_stations_duplicate_of_id")
 
@@ -67,7 +64,7 @@ async def _builder(db: Database) -> AsyncIterator[AsyncConnection]:
     engine = null_pool_engine(db.url)
     try:
         async with engine.connect() as conn:
-            for pragma in ("PRAGMA temp_store=FILE", SORT_THREADS, SQLITE_NO_MMAP[0], SQLITE_SMALL_CACHE[0]):
+            for pragma in ("PRAGMA temp_store=FILE", SQLITE_NO_MMAP[0], SQLITE_SMALL_CACHE[0]):
                 await conn.exec_driver_sql(pragma)
             await conn.commit()
             yield conn
