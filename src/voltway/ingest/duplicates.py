@@ -429,23 +429,44 @@ async def _link_since(db: Database, since: datetime) -> list[DuplicateLink]:
         "SELECT (SELECT COUNT(*) FROM stations WHERE updated_at >= :since), (SELECT MAX(id) FROM stations)",
         {"since": since_param},
     )
-    total = size or 0
-    many = touched >= SWEEP_SHARE * total
-    swept = await _sweep(db, since_param) if touched and many else None
-    # Few touched stations: found through the updated_at index (`+id` keeps SQLite off the primary key);
-    # many: read in primary key order.
-    key = "id" if many else "+id"
+    if not touched:
+        return []
+    if touched >= SWEEP_SHARE * (size or 0):
+        return await _link_swept(db, since_param)
+    # Found through the updated_at index (`+id` keeps SQLite off the primary key).
     batch_sql = (
-        f"SELECT id, latitude, longitude, duplicate_of_id FROM stations WHERE updated_at >= :since AND {key} > :last "
-        f"ORDER BY {key} LIMIT {BATCH}"
+        "SELECT id, latitude, longitude, duplicate_of_id FROM stations WHERE updated_at >= :since AND +id > :last "
+        f"ORDER BY +id LIMIT {BATCH}"
     )
     links: list[DuplicateLink] = []
     last = 0
-    while touched:
-        rows = await _read(db, batch_sql, {"since": since_param, "last": last})
-        if not rows:
-            return links
+    while rows := await _read(db, batch_sql, {"since": since_param, "last": last}):
         holders = {row[0] for row in rows if row[3] is not None}
-        links.extend(await _link_batch(db, {row[0] for row in rows}, holders, _lon_margin(rows), swept))
+        links.extend(await _link_batch(db, {row[0] for row in rows}, holders, _lon_margin(rows), None))
         last = rows[-1][0]
     return links
+
+
+async def _link_swept(db: Database, since: Any) -> list[DuplicateLink]:
+    """Linking after an import that touched much of the table: one sweep finds every touched station's
+    neighbours, and the batches take the stations in the sweep's order (by latitude), so that a batch's
+    neighbours are mostly its own stations and each site is read about once. (In id order, the 76,000 synthetic
+    stations with neighbours among 300,000 read 198,000 site rows: 0.66 s of SQL, 0.33 s of building them.)
+
+    A touched station without neighbours needs checking only when it is linked, or has stations linked to it:
+    its link may have to go, theirs to be checked again.
+    """
+    swept = await _sweep(db, since)
+    linked: dict[int, int] = dict(
+        await _read(db, "SELECT id, duplicate_of_id FROM stations WHERE duplicate_of_id IS NOT NULL", {})  # type: ignore[arg-type]
+    )
+    order = list(swept)
+    if others := {*linked, *linked.values()} - swept.keys():
+        condition, params = db.one_of("id", others)
+        rows = await _read(db, f"SELECT id FROM stations WHERE {condition} AND updated_at >= :since", {**params, "since": since})
+        order += sorted(row[0] for row in rows)
+    links: list[DuplicateLink] = []
+    for start in range(0, len(order), BATCH):
+        checked = set(order[start : start + BATCH])
+        links.extend(await _link_batch(db, checked, checked & linked.keys(), None, swept))
+    return sorted(links, key=lambda link: link.station_id)
