@@ -256,7 +256,7 @@ POSTGRESQL_CONNECTORS_JSON = (
 )
 
 
-async def test_stored_connectors_json_is_the_connectors_table(db: Database) -> None:
+async def test_stored_connectors_json_is_the_connectors_table(db: Database, connector_triggers: dict[str, str]) -> None:
     """The engine writes `connectors_json` itself, with the connector ids it allots (migrations 0012 and 0014):
     it holds exactly the connectors table's rows, in the very text the triggers render."""
     odd = [
@@ -300,8 +300,21 @@ async def test_stored_connectors_json_is_the_connectors_table(db: Database) -> N
     rendering = SQLITE_CONNECTORS_JSON if db.is_sqlite else POSTGRESQL_CONNECTORS_JSON
     rendered = await db.fetch(f"SELECT connectors_json, {rendering} FROM stations", {})
     assert [stored for stored, _ in rendered] == [by_trigger for _, by_trigger in rendered]
-    if db.is_sqlite:
-        assert await scalar(db, "SELECT count(*) FROM connectors_json_writer") == 0
+    assert await _connector_triggers(db) == connector_triggers
+
+
+async def _connector_triggers(db: Database) -> dict[str, str]:
+    """The connector triggers' definitions on SQLite, where the engine drops them inside its transactions."""
+    if not db.is_sqlite:
+        return {}
+    rows = await db.fetch("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'connectors'", {})
+    return {name: sql for name, sql in rows}
+
+
+@pytest.fixture
+async def connector_triggers(db: Database) -> dict[str, str]:
+    """The connector triggers as the migrations left them, before the test writes anything."""
+    return await _connector_triggers(db)
 
 
 @pytest.fixture
@@ -372,13 +385,14 @@ async def test_a_station_created_meanwhile_by_another_writer_is_updated_whole(db
     assert await scalar(db, "SELECT name FROM stations WHERE id = :id", id=station_id) == "Station 1"
 
 
-async def test_other_writers_still_render_connectors_json_after_the_engine(db: Database, failing_trigger: Any) -> None:
+async def test_other_writers_still_render_connectors_json_after_the_engine(
+    db: Database, failing_trigger: Any, connector_triggers: dict[str, str]
+) -> None:
     """The triggers step aside only inside the engine's own transaction, also when a chunk fails."""
     await failing_trigger("s2")
     report = await upsert_stations(db, numbered([make_station(n) for n in range(4)]), chunk_size=4)
     assert counts(report) == (3, 0, 0, [2])
-    if db.is_sqlite:
-        assert await scalar(db, "SELECT count(*) FROM connectors_json_writer") == 0
+    assert await _connector_triggers(db) == connector_triggers
     station_id = await scalar(db, "SELECT id FROM stations WHERE external_id = 's1'")
     async with db.engine.begin() as conn:
         await conn.exec_driver_sql(
@@ -389,6 +403,31 @@ async def test_other_writers_still_render_connectors_json_after_the_engine(db: D
     stored = orjson.loads(await scalar(db, "SELECT connectors_json FROM stations WHERE id = :id", id=station_id))
     assert [c["type"] for c in stored] == ["type2", "schuko"]
     assert stored == (await _connectors_by_station(db))[station_id]
+
+
+async def test_a_chunk_failing_among_its_connectors_gives_the_connector_triggers_back(
+    db: Database, connector_triggers: dict[str, str]
+) -> None:
+    """SQLite drops the connector triggers around a chunk's connector writes; a failure there rolls the drop
+    back with the chunk, and the retried halves drop and create them again."""
+    if not db.is_sqlite:
+        pytest.skip("the engine drops triggers on SQLite only")
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_connector BEFORE INSERT ON connectors WHEN new.type = 'chademo' "
+            "BEGIN SELECT RAISE(ABORT, 'connector refused by test trigger'); END"
+        )
+    try:
+        stations = [make_station(0), make_station(1, connectors=[{"type": "chademo", "power_kw": 50}]), make_station(2)]
+        report = await upsert_stations(db, numbered(stations), chunk_size=3)
+    finally:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("DROP TRIGGER refuse_connector")
+    assert counts(report) == (2, 0, 0, [1])
+    assert "connector refused" in report.rejected[0].message
+    assert await _connector_triggers(db) == connector_triggers
+    rendering = await db.fetch(f"SELECT connectors_json, {SQLITE_CONNECTORS_JSON} FROM stations", {})
+    assert len(rendering) == 2 and all(stored == by_trigger for stored, by_trigger in rendering)
 
 
 async def test_the_rtree_follows_moved_stations(db: Database) -> None:

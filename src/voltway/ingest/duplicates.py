@@ -463,7 +463,8 @@ async def _link_swept(db: Database, since: Any) -> list[DuplicateLink]:
     order = list(swept)
     if others := {*linked, *linked.values()} - swept.keys():
         condition, params = db.one_of("id", others)
-        rows = await _read(db, f"SELECT id FROM stations WHERE {condition} AND updated_at >= :since", {**params, "since": since})
+        sql = f"SELECT id FROM stations WHERE {condition} AND updated_at >= :since"
+        rows = await _read(db, sql, {**params, "since": since})
         order += sorted(row[0] for row in rows)
     links: list[DuplicateLink] = []
     for start in range(0, len(order), BATCH):

@@ -17,8 +17,8 @@ chunk, with set-based statements:
 4. one DELETE of the old connectors of the updated stations whose connectors changed (the others keep
    theirs, see `_Writer._stored_connectors`) and one INSERT of the new connectors (the same way).
 
-The engine writes each station's `connectors_json` with its row, the connector triggers idle inside its
-transaction (see `_write_sqlite`, `_write_postgresql`, migrations 0012 and 0014).
+The engine writes each station's `connectors_json` with its row; inside its transaction the connector triggers
+are dropped (SQLite) or idle (PostgreSQL): see `_write_sqlite`, `_write_postgresql`, migrations 0014 and 0015.
 
 On SQLite a chunk runs whole, statements and the Python between them, on the database's write thread and
 connection (`Database.sqlite_write`): one hop from the event loop a chunk instead of about 25 through
@@ -40,7 +40,7 @@ import functools
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -140,9 +140,28 @@ class _Entry:
     station_id: int = 0
 
 
-# SQLite: while this table holds a row, inside the engine's own transaction, the connector triggers leave
-# `connectors_json` to the engine (migration 0012).
-WRITER_ON, WRITER_OFF = "INSERT INTO connectors_json_writer VALUES (1)", "DELETE FROM connectors_json_writer"
+# SQLite: the connector triggers that refresh a station's `connectors_json` row by row (0012, 0015). The engine
+# writes the JSON itself, and its chunks go without them (`_connector_triggers_dropped`).
+CONNECTOR_TRIGGERS = ("connectors_json_insert", "connectors_json_delete")
+
+
+@contextlib.contextmanager
+def _connector_triggers_dropped(conn: sqlite3.Connection) -> Iterator[None]:
+    """Inside a chunk's transaction: the connector triggers dropped around its connector writes, then created
+    again from their own stored definitions before it commits.
+
+    SQLite has one writer at a time and nobody sees uncommitted schema changes, so no other writer ever goes
+    without them; a failed chunk's rollback restores them. A trigger that does nothing still costs its call:
+    600,000 connectors of a first load took 1.46-1.48 s with an idle trigger, 0.88 s without (migration 0012's
+    guard table kept them idle before)."""
+    names = ", ".join(f"'{name}'" for name in CONNECTOR_TRIGGERS)
+    stored = _execute(conn, f"SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({names})")
+    definitions = [row[0] for row in stored]
+    for name in CONNECTOR_TRIGGERS:
+        _execute(conn, f"DROP TRIGGER IF EXISTS {name}")
+    yield
+    for definition in definitions:
+        _execute(conn, definition)
 
 
 def _sqlite_real(value: float | None) -> float | None:
@@ -400,7 +419,8 @@ class _Writer:
         writes no connector row at all.
         """
         condition, params = self._of_stations(updated)
-        return f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors WHERE {condition} ORDER BY station_id, id", params
+        columns = ", ".join(CONNECTOR_COLUMNS)
+        return f"SELECT {columns} FROM connectors WHERE {condition} ORDER BY station_id, id", params
 
     def _old_connectors(self, replaced: list[_Entry]) -> tuple[str, tuple[Any, ...]]:
         """The DELETE of the old connectors of `replaced` stations (before the chunk's new ones go in)."""
@@ -430,7 +450,7 @@ class _Writer:
 
     def _write_sqlite(self, conn: sqlite3.Connection, created: list[_Entry], updated: list[_Entry]) -> None:
         """New stations inserted and updated stations changed, each with its `connectors_json`, then their
-        connectors, the connector triggers idle.
+        connectors, without the connector triggers (`_connector_triggers_dropped`).
 
         The chunk holds the write lock (BEGIN IMMEDIATE), so the new rows' ids are allotted here: max(id) + 1
         onwards, the ids SQLite itself would have given. Knowing the connectors' ids, their JSON is rendered
@@ -474,17 +494,17 @@ class _Writer:
             update = updates.setdefault((tuple(COMPARED_COLUMNS[i] for i in changed), bool(rendered)), [])
             update.append((*(values[COMPARED_POSITIONS[i]] for i in changed), entry.row.content_hash, now, *rendered,
                            entry.station_id))  # fmt: skip
-        _execute(conn, WRITER_ON)
         if inserts:
             _execute(conn, self.insert_sql, inserts, many=True)
         for (columns, with_connectors), rows in updates.items():
             _execute(conn, _sqlite_update(columns, with_connectors), rows, many=True)
         replaced = [e for e in updated if e.station_id not in kept]
-        if replaced:
-            _execute(conn, *self._old_connectors(replaced))
-        if connectors:
-            _execute(conn, self.connectors_sql, connectors, many=True)
-        _execute(conn, WRITER_OFF)
+        if replaced or connectors:
+            with _connector_triggers_dropped(conn):
+                if replaced:
+                    _execute(conn, *self._old_connectors(replaced))
+                if connectors:
+                    _execute(conn, self.connectors_sql, connectors, many=True)
 
     # --------------------------------------------------------------------------------------- PostgreSQL
     async def _postgresql_chunk(self, entries: Sequence[_Entry]) -> tuple[int, int, int]:
