@@ -130,6 +130,40 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     (asyncpg's default reset is one more round trip per release)."""
 
 
+def _read_all(conn: sqlite3.Connection, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+class _ConnectionThread:
+    """A SQLite connection of its own (made by `connect` when first needed) and one thread of its own that runs
+    the work given to it on that connection, one piece at a time."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], name: str) -> None:
+        self._connect = connect
+        self._name = name
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # used by the executor's thread only
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=self._name)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = self._connect()
+        return work(self._conn)
+
+    def close(self) -> None:
+        """After the work in flight, if any."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class Database:
     """Owns the engine, the session factory and the fast read connection of one process."""
 
@@ -149,10 +183,8 @@ class Database:
         instrument_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._reader: sqlite3.Connection | None = None
-        self._slow_reads: concurrent.futures.ThreadPoolExecutor | None = None
-        self._slow_reader: sqlite3.Connection | None = None  # used by the _slow_reads thread only
-        self._writes: concurrent.futures.ThreadPoolExecutor | None = None
-        self._writer: sqlite3.Connection | None = None  # used by the _writes thread only
+        self._slow_reads = _ConnectionThread(self._read_only_connection, "voltway-slow-read")
+        self._writes = _ConnectionThread(self._sqlite_connection, "voltway-sqlite-write")
         self._pg_reader: asyncpg.Pool | None = None
         self._pg_reader_lock = asyncio.Lock()
 
@@ -193,13 +225,6 @@ class Database:
             self._reader = self._read_only_connection()
         return self._reader
 
-    def _slow_read(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
-        """A read on the slow-read thread, through that thread's own connection (SQLite releases the GIL while
-        it works, so the event loop runs on meanwhile)."""
-        if self._slow_reader is None:
-            self._slow_reader = self._read_only_connection()
-        return self._slow_reader.execute(sql, params).fetchall()
-
     async def sqlite_write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` (SQLite) with the write connection, on its thread, and return its result.
 
@@ -208,14 +233,7 @@ class Database:
         connection's thread (cursor, execute, fetch, close), each waiting for the other side's turn, so a first
         load's writes and its reading took turns instead of overlapping (see `ingest/upsert.py`). One chunk at a
         time: SQLite has one writer at a time anyway."""
-        if self._writes is None:
-            self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="voltway-sqlite-write")
-        return await asyncio.get_running_loop().run_in_executor(self._writes, self._write, work)
-
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._writer is None:
-            self._writer = self._sqlite_connection()
-        return work(self._writer)
+        return await self._writes.run(work)
 
     async def _postgres_reader(self) -> asyncpg.Pool:
         if self._pg_reader is None:
@@ -239,9 +257,8 @@ class Database:
         if self.is_sqlite:
             started = time.perf_counter()
             if slow:
-                if self._slow_reads is None:
-                    self._slow_reads = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="voltway-slow-read")
-                rows = await asyncio.get_running_loop().run_in_executor(self._slow_reads, self._slow_read, sql, params)
+                # On that thread's own connection: SQLite releases the GIL while it works, so the loop runs on.
+                rows = await self._slow_reads.run(functools.partial(_read_all, sql=sql, params=params))
             else:
                 rows = self._sqlite_reader().execute(sql, params).fetchall()
             observe_query(sql, time.perf_counter() - started)
@@ -264,18 +281,8 @@ class Database:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        if self._slow_reads is not None:
-            self._slow_reads.shutdown(wait=True)
-            self._slow_reads = None
-        if self._slow_reader is not None:
-            self._slow_reader.close()
-            self._slow_reader = None
-        if self._writes is not None:
-            self._writes.shutdown(wait=True)
-            self._writes = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._slow_reads.close()
+        self._writes.close()
         if self._pg_reader is not None:
             await self._pg_reader.close()
             self._pg_reader = None
