@@ -289,7 +289,6 @@ class Database:
         await self.engine.dispose()
 
 
-
 async def to_the_end(work: Awaitable[T]) -> T:
     """Await `work` (a write transaction) to its end even when the caller is cancelled (Ctrl-C), then let the
     cancellation through.
