@@ -18,6 +18,7 @@ from voltway.core.cache import CacheFront
 from voltway.core.db import Database
 from voltway.core.docs import API_DESCRIPTION, TAGS, install_docs
 from voltway.core.errors import install_error_handlers
+from voltway.core.hot_routes import HotRoutes, hot_route_table
 from voltway.core.logging import configure_logging
 from voltway.core.memory import start_memory_monitor
 from voltway.core.metrics import install_metrics, mark_dead, table_count_gauge
@@ -31,6 +32,7 @@ from voltway.realtime.router import router as realtime_router
 from voltway.reviews.router import router as reviews_router
 from voltway.settings import Settings, get_settings
 from voltway.stations.clusters import router as clusters_router
+from voltway.stations.router import HOT_ENDPOINTS as STATION_HOT_ENDPOINTS
 from voltway.stations.router import router as stations_router
 from voltway.web.router import router as web_router
 
@@ -87,6 +89,8 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     if settings.metrics_enabled:
         install_metrics(app, scrape_gauges=[table_count_gauge("voltway_stations", "Stations in the registry", "stations")])
     install_docs(app)
+    # Innermost: cache hits are answered before it, and it answers the hot routes before FastAPI's routing.
+    app.add_middleware(HotRoutes, routes=hot_route_table("/api/v1", stations_router, *STATION_HOT_ENDPOINTS))
     app.add_middleware(CacheFront, namespace="stations", paths=re.compile(r"/api/v1/stations(/nearest|/[0-9]+)?"))
     # Added last, so it is the outermost middleware: it times and correlates everything inside it.
     app.add_middleware(ObservabilityMiddleware, slow_request_threshold=settings.slow_request_threshold)

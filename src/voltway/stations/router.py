@@ -1,17 +1,18 @@
 """Station endpoints: search, nearest, detail and the operator writes.
 
 Reads return `FastJSONResponse` bodies built by the service (no ORM, no response-model validation on the hot
-path); `response_model` documents the shape in OpenAPI.
+path); `response_model` documents the shape in OpenAPI. Search and nearest are hot routes (`HOT_ENDPOINTS`,
+`core/hot_routes.py`): their endpoints take the request alone and validate its query with a `QueryModel`.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from voltway.accounts.dependencies import OperatorKey
 from voltway.core.cache import cached_response, invalidate_after_commit
-from voltway.core.db import DB, Session
+from voltway.core.db import DB, Session, get_database
 from voltway.core.errors import error_responses
 from voltway.core.query_model import QueryModel
 from voltway.core.responses import FastJSONResponse, json_bytes
@@ -49,8 +50,10 @@ async def _cached(request: Request, page: Callable[[], Awaitable[Any]]) -> Respo
     responses=error_responses(422),
     openapi_extra=SEARCH_QUERY.openapi,
 )
-async def search(db: DB, request: Request, params: Annotated[SearchParams, Depends(SEARCH_QUERY)]) -> Any:
+async def search(request: Request) -> Response:
+    params = await SEARCH_QUERY(request)
     query = params.query(sort=params.sort, limit=params.limit, cursor=params.cursor)
+    db = await get_database(request)
     return await _cached(request, lambda: search_stations(db, query=query, embed=True))
 
 
@@ -63,11 +66,16 @@ async def search(db: DB, request: Request, params: Annotated[SearchParams, Depen
     responses=error_responses(422),
     openapi_extra=NEAREST_QUERY.openapi,
 )
-async def nearest(db: DB, request: Request, params: Annotated[NearestParams, Depends(NEAREST_QUERY)]) -> Any:
+async def nearest(request: Request) -> Response:
+    params = await NEAREST_QUERY(request)
+    db = await get_database(request)
     return await _cached(
         request,
         lambda: nearest_stations(db, lat=params.lat, lon=params.lon, k=params.k, filters=params.filters(), embed=True),
     )
+
+
+HOT_ENDPOINTS = (search, nearest)
 
 
 @router.get(
