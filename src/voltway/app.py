@@ -17,7 +17,7 @@ from voltway.charging.router import router as charging_router
 from voltway.core.cache import CacheFront
 from voltway.core.db import Database
 from voltway.core.docs import API_DESCRIPTION, TAGS, install_docs
-from voltway.core.errors import install_error_handlers
+from voltway.core.error_handlers import install_error_handlers
 from voltway.core.hot_routes import HotRoutes, hot_route_table
 from voltway.core.logging import configure_logging
 from voltway.core.memory import start_memory_monitor

@@ -16,7 +16,8 @@ from voltway.accounts.keys import create_key
 from voltway.accounts.models import Role
 from voltway.core import ratelimit
 from voltway.core.db import Database
-from voltway.core.errors import TooManyRequests, install_error_handlers
+from voltway.core.error_handlers import install_error_handlers
+from voltway.core.errors import TooManyRequests
 from voltway.core.ratelimit import RateLimiter, check_rate, clear_rate, limiter, peek_rate, rate_limit
 from voltway.settings import Settings
 

@@ -14,7 +14,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from voltway.accounts.keys import find_active_key
 from voltway.accounts.models import ApiKey, Role, User
 from voltway.accounts.security import token_subject
-from voltway.core.db import Session
+from voltway.core.db_dependencies import Session
 from voltway.core.errors import Forbidden, Unauthorized
 from voltway.core.logging import bind_log_context
 from voltway.settings import Settings

@@ -21,7 +21,7 @@ from voltway.accounts.schemas import (
 )
 from voltway.accounts.security import create_access_token, verify_password
 from voltway.accounts.throttle import throttled
-from voltway.core.db import Session
+from voltway.core.db_dependencies import Session
 from voltway.core.errors import ErrorResponse, NotFound, Unauthorized, error_responses
 from voltway.core.pagination import Limit, Page
 from voltway.core.ratelimit import client_ip, rate_limit

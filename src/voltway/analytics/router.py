@@ -22,7 +22,8 @@ from voltway.analytics.schemas import (
     UtilizationOut,
 )
 from voltway.analytics.window import MAX_DAYS, resolve_window
-from voltway.core.db import DB, Session, utcnow
+from voltway.core.db import utcnow
+from voltway.core.db_dependencies import DB, Session
 from voltway.core.errors import InvalidInput, error_responses
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])

@@ -8,7 +8,7 @@ from voltway.accounts.dependencies import CurrentDriver, DriverOrOperator
 from voltway.charging import service
 from voltway.charging.schemas import ReservationIn, ReservationOut, SessionIn, SessionOut, SessionStop
 from voltway.core.cache import invalidate_after_commit
-from voltway.core.db import Session
+from voltway.core.db_dependencies import Session
 from voltway.core.errors import error_responses
 from voltway.core.pagination import Limit, Page
 

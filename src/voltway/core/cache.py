@@ -34,12 +34,13 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 import redis.asyncio as aioredis
-from fastapi import Request, Response
 from redis.exceptions import RedisError
 from sqlalchemy import Integer, String, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, SessionTransaction, mapped_column
 from sqlalchemy.orm import Session as OrmSession
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voltway.core.db import Base, sqlite_path

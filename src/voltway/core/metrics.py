@@ -14,10 +14,9 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
-from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -33,8 +32,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
 
 from voltway import __version__
+
+if TYPE_CHECKING:  # the command line imports this module; only the server needs FastAPI
+    from fastapi import FastAPI
 
 logger = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -235,7 +239,7 @@ def record_process_usage() -> int:
     return rss
 
 
-def install_metrics(app: FastAPI, *, scrape_gauges: Iterable[ScrapeGauge] = ()) -> None:
+def install_metrics(app: "FastAPI", *, scrape_gauges: Iterable[ScrapeGauge] = ()) -> None:
     """Serve `GET /metrics` (Prometheus text format)."""
     gauges = list(scrape_gauges)
     registry = build_registry(gauges)

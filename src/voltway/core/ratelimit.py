@@ -21,11 +21,12 @@ from functools import lru_cache
 from typing import Literal, TypeVar
 
 import jwt
-from fastapi import Request, Response
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from starlette.requests import Request
+from starlette.responses import Response
 
 from voltway.core.errors import TooManyRequests
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 import orjson
-from fastapi.responses import JSONResponse
+from starlette.responses import JSONResponse
 
 
 def json_bytes(content: Any) -> bytes:

@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from voltway import __version__
 from voltway.accounts.dependencies import AppSettings
-from voltway.core.db import DB, sqlite_path
+from voltway.core.db import sqlite_path
+from voltway.core.db_dependencies import DB
 from voltway.core.memory import memory_status
 from voltway.core.responses import FastJSONResponse
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from voltway.accounts.dependencies import OperatorKey
 from voltway.core.cache import invalidate, invalidate_after_commit
-from voltway.core.db import DB, Session
+from voltway.core.db_dependencies import DB, Session
 from voltway.core.errors import PayloadTooLarge, error_responses
 from voltway.core.responses import FastJSONResponse
 from voltway.ingest.bulk import (

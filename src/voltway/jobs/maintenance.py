@@ -2,10 +2,9 @@
 
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from fastapi import FastAPI
 from sqlalchemy import delete, select
 
 from voltway.core.cache import cache
@@ -13,6 +12,9 @@ from voltway.core.db import Database, utcnow
 from voltway.core.jobs import FINISHED, Job, JobContext, ScheduleRun, job
 from voltway.core.scheduler import schedule
 from voltway.settings import Settings
+
+if TYPE_CHECKING:  # the worker command imports this module; the replay app is built only when a job runs
+    from fastapi import FastAPI
 
 KEEP_DAYS = 7
 
@@ -41,10 +43,10 @@ async def cleanup(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 schedule("jobs-cleanup", "17 3 * * *", kind="jobs.cleanup")
 
 
-_replay_apps: dict[int, FastAPI] = {}
+_replay_apps: dict[int, "FastAPI"] = {}
 
 
-def _replay_app(db: Database, settings: Settings) -> FastAPI:
+def _replay_app(db: Database, settings: Settings) -> "FastAPI":
     """The app's own routes, for replaying GETs inside a job (no lifespan: the platform is already running)."""
     from voltway.app import create_app
 

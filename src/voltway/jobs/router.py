@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from voltway.accounts.dependencies import OperatorKey
-from voltway.core.db import Session
+from voltway.core.db_dependencies import Session
 from voltway.core.errors import Conflict, InvalidInput, NotFound, error_responses
 from voltway.core.jobs import JobStatus, enqueue
 from voltway.core.ratelimit import rate_limit

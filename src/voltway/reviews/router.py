@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from voltway.accounts.dependencies import CurrentDriver, OperatorKey
 from voltway.core.cache import invalidate_after_commit
-from voltway.core.db import DB, Session
+from voltway.core.db_dependencies import DB, Session
 from voltway.core.errors import error_responses
 from voltway.core.pagination import Limit, Page
 from voltway.reviews import service

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from voltway.core.cache import cached
-from voltway.core.db import DB, Database
+from voltway.core.db import Database
+from voltway.core.db_dependencies import DB
 from voltway.core.errors import error_responses
 from voltway.core.geo import BOX_MARGIN_DEG, GeoBox
 from voltway.stations.dependencies import station_filters

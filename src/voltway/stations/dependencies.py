@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from voltway.core.db import Session
+from voltway.core.db_dependencies import Session
 from voltway.stations.models import Station
 from voltway.stations.schemas import ConnectorType, CountryCode, Latitude, Longitude, StationStatus
 from voltway.stations.search import SortKey, StationFilters, StationQuery, invalid_query, parse_bbox

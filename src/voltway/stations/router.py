@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from voltway.accounts.dependencies import OperatorKey
 from voltway.core.cache import cached_response, invalidate_after_commit
-from voltway.core.db import DB, Session, get_database
+from voltway.core.db_dependencies import DB, Session, get_database
 from voltway.core.errors import error_responses
 from voltway.core.query_model import QueryModel
 from voltway.core.responses import FastJSONResponse, json_bytes
