@@ -7,7 +7,9 @@ Starts two single-worker uvicorn servers (uvloop + httptools) on the same databa
 logging (LOG_LEVEL=INFO: one JSON access line per request to the console and to LOG_DIR/app.log; the
 console goes to a file, as under a process manager):
 - "with":    `voltway.app:create_app`, the whole stack (request id, timing headers, metrics, access log);
-- "without": the same app with `ObservabilityMiddleware` removed (`app_without_middleware` below).
+- "without": the same app with `ObservabilityMiddleware` removed (`app_without_middleware` below), or with
+             `--without hot-routes` the `HotRoutes` middleware: the search routes then go through FastAPI's
+             routing and dependency solving (the ratio then reads above 100%).
 Then it runs `../shared/bench/load.py` (wrk) against each in turn, per workload (`/health`; radius searches
 from `radius.txt`, answered from the response cache after their first pass; radius searches that never
 repeat, so every one runs the search), and prints the median throughput ratio with/without (target >= 90 %).
@@ -34,13 +36,17 @@ from search_http import SHARED_BENCH, free_port, run_load, start
 from synth import database_url
 
 from voltway.app import create_app
+from voltway.core.hot_routes import HotRoutes
 from voltway.core.middleware import ObservabilityMiddleware
+
+LEFT_OUT = {"observability": ObservabilityMiddleware, "hot-routes": HotRoutes}
 
 
 def app_without_middleware() -> FastAPI:
-    """The app of `create_app`, minus the observability middleware (the baseline)."""
+    """The app of `create_app`, minus one middleware (the baseline): `BENCH_WITHOUT`, set by `--without`."""
+    left_out = LEFT_OUT[os.environ.get("BENCH_WITHOUT", "observability")]
     app = create_app()
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not ObservabilityMiddleware]
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not left_out]
     return app
 
 
@@ -113,7 +119,10 @@ def main() -> None:
                              "first pass), uncached (a new radius search every request: the search itself runs)")
     parser.add_argument("--inprocess", action="store_true", help="call the apps as ASGI apps, no network")
     parser.add_argument("--requests", type=int, default=20000, help="--inprocess: requests per workload and app")
+    parser.add_argument("--without", choices=sorted(LEFT_OUT), default="observability",
+                        help="the middleware the baseline app leaves out")
     args = parser.parse_args()
+    os.environ["BENCH_WITHOUT"] = args.without  # for app_without_middleware, here and in the server processes
     if args.inprocess:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ.update(DATABASE_URL=database_url(args.target), LOG_DIR=tmp, LOG_LEVEL="INFO", DATA_DIR=tmp)
