@@ -1,8 +1,8 @@
 """Hot routes: a few GET routes answered without FastAPI's routing, dependency solving and wrappers.
 
 FastAPI's handling of a request around its endpoint (matching it through the included routers, building the
-request, solving the dependencies, its exception and exit-stack middleware) costs about a fifth of an uncached
-radius search: as much as shaping its fifty rows (bench/README.md, eighth session). `HotRoutes` sends a GET for
+request, solving the dependencies, its exception and exit-stack middleware) costs a seventh to a fifth of an
+uncached radius search: as much as shaping its fifty rows (bench/README.md, eighth session). `HotRoutes` sends a GET for
 one of its exact paths straight to the route's endpoint, which takes the `Request` alone and returns a
 `Response`. The FastAPI route stays the same object: it documents the operation in OpenAPI, answers every
 other method, and labels the request's metrics and access line (it is put in the scope as routing would).
@@ -58,7 +58,8 @@ class HotRoutes:
 
 
 def _exception_handler(handlers: Mapping[Any, Any], exc: Exception) -> Any:
-    """The handler registered for the nearest class of `exc` (Starlette's lookup; VoltWay's handlers are async)."""
+    """The handler registered for the nearest class of `exc`, as Starlette looks it up (VoltWay registers async
+    handlers by class only; a handler by status code would not be consulted)."""
     for cls in type(exc).__mro__:
         if cls in handlers:
             return handlers[cls]
