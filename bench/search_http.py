@@ -7,7 +7,9 @@ Starts `voltway serve` (one worker, uvloop + httptools) on the loaded database a
 `../shared/bench/` (`uvicorn ceiling_app:app --workers 1 --loop uvloop --http httptools`), then runs
 `../shared/bench/load.py` (wrk) with `radius.txt` (1,000 radius searches, 10 km, limit 50) against each,
 alternating, and prints VoltWay's throughput as a share of the ceiling's (median over the rounds).
-VoltWay runs with CACHE_TTL=0 (every answer computed) unless `--cache-ttl` says otherwise.
+VoltWay runs with CACHE_TTL=0 (every answer computed) unless `--cache-ttl` says otherwise. `--compare SRC`
+also starts another version of VoltWay (`PYTHONPATH=SRC`, e.g. the `src` of a `git worktree` of an older
+commit) and measures it in every round beside the others, so that both versions meet the same machine.
 Client and servers share the machine's cores: read the figures as a ratio, not as absolute capacity.
 """
 
@@ -122,37 +124,62 @@ def main() -> None:
     parser.add_argument("--paths", type=Path, default=SHARED_BENCH / "radius.txt")
     parser.add_argument("--cache-ttl", type=int, default=0,
                         help="VoltWay's CACHE_TTL; 0 (the default) measures uncached searches")
+    parser.add_argument("--compare", type=Path, metavar="SRC",
+                        help="also measure the VoltWay whose package is in SRC (run with PYTHONPATH=SRC)")
     args = parser.parse_args()
 
     ceiling_port = free_port()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        mine, mine_proc = start_voltway(stack, args.target, tmp, CACHE_TTL=str(args.cache_ttl))
-        ceiling_proc = start(stack, [sys.executable, "-m", "uvicorn", "ceiling_app:app", "--port", str(ceiling_port), "--workers",
-                      "1", "--loop", "uvloop", "--http", "httptools", "--log-level", "warning"],
-              dict(os.environ), SHARED_BENCH, f"http://127.0.0.1:{ceiling_port}/health")
-        ratios, results = [], {"voltway": [], "ceiling": []}
+        servers = {"voltway": start_voltway(stack, args.target, tmp, CACHE_TTL=str(args.cache_ttl))}
+        if args.compare is not None:
+            other = Path(tmp) / "compared"
+            other.mkdir()
+            servers["compared"] = start_voltway(
+                stack, args.target, str(other), CACHE_TTL=str(args.cache_ttl), PYTHONPATH=str(args.compare.resolve())
+            )
+        ceiling_proc = start(
+            stack,
+            [sys.executable, "-m", "uvicorn", "ceiling_app:app", "--port", str(ceiling_port), "--workers", "1",
+             "--loop", "uvloop", "--http", "httptools", "--log-level", "warning"],
+            dict(os.environ), SHARED_BENCH, f"http://127.0.0.1:{ceiling_port}/health",
+        )
+        servers["ceiling"] = (f"http://127.0.0.1:{ceiling_port}", ceiling_proc)
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
         for round_no in range(args.rounds):
             start_at = round_no * 97
-            measured = run_load(mine, args.paths, args, "voltway", start_at, mine_proc.pid)
-            ceiling = run_load(f"http://127.0.0.1:{ceiling_port}", args.paths, args, "ceiling", start_at,
-                               ceiling_proc.pid)
-            if measured["errors"]:
-                raise SystemExit(f"VoltWay answered {measured['errors']} requests with errors: {measured['statuses']}")
-            results["voltway"].append(measured)
-            results["ceiling"].append(ceiling)
-            ratios.append(measured["ok_rps"] / ceiling["ok_rps"])
-        med = {name: statistics.median(r["ok_rps"] for r in runs) for name, runs in results.items()}
-        cpu = {name: statistics.median(r["cpu_us"] for r in runs) for name, runs in results.items()}
-        p50 = {name: statistics.median(r["p50_ms"] for r in runs) for name, runs in results.items()}
-        print(
-            f"\nmedian of {args.rounds} rounds (c={args.concurrency}, {args.duration:g} s each): "
-            f"VoltWay {med['voltway']:.0f} req/s (p50 {p50['voltway']:.2f} ms), ceiling {med['ceiling']:.0f} req/s "
-            f"(p50 {p50['ceiling']:.2f} ms); ratio {statistics.median(ratios):.1%} "
-            f"(per round: {', '.join(f'{r:.1%}' for r in ratios)})\n"
-            f"server CPU per request: VoltWay {cpu['voltway']:.0f} us, ceiling {cpu['ceiling']:.0f} us; "
-            f"ratio {cpu['ceiling'] / cpu['voltway']:.1%} (the ceiling's cost over VoltWay's: the throughput share "
-            "a server-bound run would show)"
-        )
+            for name, (base, proc) in servers.items():
+                measured = run_load(base, args.paths, args, name, start_at, proc.pid)
+                if measured["errors"]:
+                    errors, statuses = measured["errors"], measured["statuses"]
+                    raise SystemExit(f"{name} answered {errors} requests with errors: {statuses}")
+                results[name].append(measured)
+        print(f"\nmedian of {args.rounds} rounds (c={args.concurrency}, {args.duration:g} s each):")
+        ceiling = results["ceiling"]
+        for name in servers:
+            if name != "ceiling":
+                print(_summary(name, results[name], ceiling))
+        if "compared" in results:
+            pairs = list(zip(results["voltway"], results["compared"], strict=True))
+            speedups = [mine["ok_rps"] / theirs["ok_rps"] for mine, theirs in pairs]
+            savings = [theirs["cpu_us"] / mine["cpu_us"] for mine, theirs in pairs]
+            print(
+                f"voltway against compared, round by round: throughput x{statistics.median(speedups):.2f} "
+                f"({', '.join(f'{r:.2f}' for r in speedups)}); server CPU per request of compared over voltway's "
+                f"x{statistics.median(savings):.2f} ({', '.join(f'{r:.2f}' for r in savings)})"
+            )
+
+
+def _summary(name: str, runs: list[dict[str, float]], ceiling: list[dict[str, float]]) -> str:
+    """One server's throughput and CPU per request as shares of the ceiling's, round by round."""
+    ratios = [mine["ok_rps"] / theirs["ok_rps"] for mine, theirs in zip(runs, ceiling, strict=True)]
+    rps, p50, cpu = (statistics.median(r[key] for r in runs) for key in ("ok_rps", "p50_ms", "cpu_us"))
+    ceiling_rps, ceiling_cpu = (statistics.median(r[key] for r in ceiling) for key in ("ok_rps", "cpu_us"))
+    return (
+        f"{name}: {rps:.0f} req/s (p50 {p50:.2f} ms), ceiling {ceiling_rps:.0f} req/s; ratio "
+        f"{statistics.median(ratios):.1%} (per round: {', '.join(f'{r:.1%}' for r in ratios)}); server CPU per "
+        f"request {cpu:.0f} us, ceiling {ceiling_cpu:.0f} us: {ceiling_cpu / cpu:.1%} (the throughput share a "
+        "server-bound run would show)"
+    )
 
 
 if __name__ == "__main__":
