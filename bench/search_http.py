@@ -147,7 +147,10 @@ def main() -> None:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
         for round_no in range(args.rounds):
             start_at = round_no * 97
-            for name, (base, proc) in servers.items():
+            # The VoltWays take turns going first: neither always meets the machine right after the ceiling.
+            order = list(servers) if round_no % 2 == 0 else [*reversed(list(servers)[:-1]), "ceiling"]
+            for name in order:
+                base, proc = servers[name]
                 measured = run_load(base, args.paths, args, name, start_at, proc.pid)
                 if measured["errors"]:
                     errors, statuses = measured["errors"], measured["statuses"]
