@@ -18,7 +18,7 @@ from voltway.core.cache import CacheFront
 from voltway.core.db import Database
 from voltway.core.docs import API_DESCRIPTION, TAGS, install_docs
 from voltway.core.error_handlers import install_error_handlers
-from voltway.core.hot_routes import HotRoutes, hot_route_table
+from voltway.core.hot_routes import HotRoutes, include_hot_router
 from voltway.core.logging import configure_logging
 from voltway.core.memory import start_memory_monitor
 from voltway.core.metrics import install_metrics, mark_dead, table_count_gauge
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     app.include_router(clusters_router, prefix="/api/v1")
     app.include_router(ingest_router, prefix="/api/v1")
     app.include_router(jobs_router, prefix="/api/v1")
-    app.include_router(stations_router, prefix="/api/v1")
+    station_hot_routes = include_hot_router(app, stations_router, STATION_HOT_ENDPOINTS, prefix="/api/v1")
     app.include_router(accounts_router, prefix="/api/v1")
     app.include_router(reviews_router, prefix="/api/v1")
     app.include_router(charging_router, prefix="/api/v1")
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         install_metrics(app, scrape_gauges=[table_count_gauge("voltway_stations", "Stations in the registry", "stations")])
     install_docs(app)
     # Innermost: cache hits are answered before it, and it answers the hot routes before FastAPI's routing.
-    app.add_middleware(HotRoutes, routes=hot_route_table("/api/v1", stations_router, *STATION_HOT_ENDPOINTS))
+    app.add_middleware(HotRoutes, routes=station_hot_routes)
     app.add_middleware(CacheFront, namespace="stations", paths=re.compile(r"/api/v1/stations(/nearest|/[0-9]+)?"))
     # Added last, so it is the outermost middleware: it times and correlates everything inside it.
     app.add_middleware(ObservabilityMiddleware, slow_request_threshold=settings.slow_request_threshold)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from tests.observability.conftest import scrape, value
 from tests.stations.test_stations_api import create
 from voltway.app import create_app
-from voltway.core.hot_routes import HotRoutes, hot_route_table
+from voltway.core.hot_routes import HotRoutes, include_hot_router
 from voltway.core.middleware import ObservabilityMiddleware
 from voltway.settings import Settings
 
@@ -104,12 +104,17 @@ def test_a_hot_route_takes_the_request_alone() -> None:
     async def stray(request: Request) -> Response:
         return Response()
 
-    assert list(hot_route_table("/api", router, listing)) == ["/api/things"]
+    app = FastAPI()
+    assert list(include_hot_router(app, router, [listing], prefix="/api")) == ["/api/things"]
+    included = {"/api/things", "/api/things/guarded", "/api/things/{thing_id}", "/api/things/new"}
+    assert set(app.openapi()["paths"]) == included
     for endpoint in (guarded, one, make):
         with pytest.raises(TypeError, match=endpoint.__name__):
-            hot_route_table("/api", router, endpoint)
+            include_hot_router(FastAPI(), router, [endpoint], prefix="/api")
     with pytest.raises(LookupError):
-        hot_route_table("/api", router, listing, stray)
+        include_hot_router(FastAPI(), router, [listing, stray], prefix="/api")
+    with pytest.raises(TypeError, match="the app has dependencies"):
+        include_hot_router(FastAPI(dependencies=[Depends(key)]), router, [listing], prefix="/api")
 
 
 async def test_an_unhandled_error_is_a_500_in_the_error_model() -> None:
@@ -122,8 +127,7 @@ async def test_an_unhandled_error_is_a_500_in_the_error_model() -> None:
         raise RuntimeError("kaboom")
 
     application = FastAPI()
-    application.include_router(router)
-    application.add_middleware(HotRoutes, routes=hot_route_table("", router, boom))
+    application.add_middleware(HotRoutes, routes=include_hot_router(application, router, [boom], prefix=""))
     application.add_middleware(ObservabilityMiddleware, slow_request_threshold=10.0)
     transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

@@ -9,17 +9,24 @@ other method, and labels the request's metrics and access line (it is put in the
 An exception is answered by the app's exception handler for it, as Starlette's exception middleware would.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
-def hot_route_table(prefix: str, router: APIRouter, *endpoints: Callable[..., Any]) -> dict[str, APIRoute]:
-    """The routes of `endpoints` in `router` (included under `prefix`) by full path, checked: a hot route takes
-    the Request alone, since nothing would solve a dependency for it (an API key check, a rate limit)."""
+def include_hot_router(
+    app: FastAPI, router: APIRouter, hot: Iterable[Callable[..., Any]], *, prefix: str
+) -> dict[str, APIRoute]:
+    """`app.include_router(router, prefix=prefix)`, and the routes of the `hot` endpoints by full path, for
+    `HotRoutes`. Checked: a hot route takes the Request alone and the app and router add no dependencies, since
+    nothing on the hot path would solve one (an API key check, a rate limit)."""
+    if app.router.dependencies:
+        raise TypeError("the app has dependencies, which hot routes would skip")
+    app.include_router(router, prefix=prefix)
+    endpoints = list(hot)
     table = {}
     for route in router.routes:
         if not isinstance(route, APIRoute) or route.endpoint not in endpoints:
