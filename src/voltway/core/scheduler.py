@@ -19,7 +19,7 @@ from typing import Any
 from croniter import croniter
 from sqlalchemy.exc import IntegrityError
 
-from voltway.core.db import Database, utcnow
+from voltway.core.db import Database, to_the_end, utcnow
 from voltway.core.jobs import ScheduleRun, enqueue
 from voltway.settings import Settings
 
@@ -108,6 +108,8 @@ class Scheduler:
         while True:
             await asyncio.sleep(self.tick)
             try:
-                await self.run_due()
+                # Stopped (cancelled) mid-tick, the tick's statements finish first: a statement cancelled half-way
+                # leaves its aiosqlite thread to answer a loop that may be closed by then.
+                await to_the_end(self.run_due())
             except Exception:  # noqa: BLE001 - a failed tick (database restarting) must not stop the scheduler
                 log.exception("scheduler tick failed")

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voltway.core.db import Database, utcnow
+from voltway.core.db import Database, to_the_end, utcnow
 from voltway.core.jobs.models import Job, JobStatus
 from voltway.core.metrics import JOB_DURATION, JOBS, QUEUE_DEPTH
 from voltway.settings import Settings
@@ -191,7 +191,7 @@ class JobRuntime:
                 pass
             self._wake.clear()
             try:
-                await self._claim_free_slots()
+                await to_the_end(self._claim_free_slots())  # as the scheduler's tick (core/scheduler.py)
             except Exception:  # noqa: BLE001 - a failed poll (database restarting) must not stop the runner
                 log.exception("job poll failed")
 
