@@ -32,6 +32,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from fastapi import FastAPI
+from asgi import asgi_receive, asgi_scope, asgi_send
 from search_http import SHARED_BENCH, free_port, run_load, start
 from synth import database_url
 
@@ -69,22 +70,6 @@ def uncached_paths(radius_paths: list[str], count: int) -> list[str]:
     return out
 
 
-def _scope(path_and_query: str) -> dict[str, object]:
-    path, _, query = path_and_query.partition("?")
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-            "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-            "headers": [(b"host", b"bench"), (b"user-agent", b"bench")], "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 8000)}
-
-
-async def _receive() -> dict[str, object]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _send(_message: object) -> None:
-    pass
-
-
 async def inprocess(args: argparse.Namespace, paths: dict[str, list[str]]) -> None:
     """Requests alternate one by one between the two apps, so both see the same machine load; the median of
     the per-request times of each app is compared."""
@@ -97,9 +82,9 @@ async def inprocess(args: argparse.Namespace, paths: dict[str, list[str]]) -> No
             for i in range(args.requests):
                 for offset, name in enumerate(("with", "without") if i % 2 == 0 else ("without", "with")):
                     # Each app its own path: the two apps share the process's response cache.
-                    scope = _scope(workload_paths[(2 * i + offset) % len(workload_paths)])
+                    scope = asgi_scope(workload_paths[(2 * i + offset) % len(workload_paths)])
                     started = time.perf_counter()
-                    await apps[name](scope, _receive, _send)
+                    await apps[name](scope, asgi_receive, asgi_send)
                     if i >= args.requests // 10:  # the first tenth warms up
                         times[name].append(time.perf_counter() - started)
             median = {name: statistics.median(values) * 1e6 for name, values in times.items()}

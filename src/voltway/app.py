@@ -31,6 +31,7 @@ from voltway.realtime.hub import hub
 from voltway.realtime.router import router as realtime_router
 from voltway.reviews.router import router as reviews_router
 from voltway.settings import Settings, get_settings
+from voltway.stations.clusters import HOT_ENDPOINTS as CLUSTER_HOT_ENDPOINTS
 from voltway.stations.clusters import router as clusters_router
 from voltway.stations.router import HOT_ENDPOINTS as STATION_HOT_ENDPOINTS
 from voltway.stations.router import router as stations_router
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router)
-    app.include_router(clusters_router, prefix="/api/v1")
+    cluster_hot_routes = include_hot_router(app, clusters_router, CLUSTER_HOT_ENDPOINTS, prefix="/api/v1")
     app.include_router(ingest_router, prefix="/api/v1")
     app.include_router(jobs_router, prefix="/api/v1")
     station_hot_routes = include_hot_router(app, stations_router, STATION_HOT_ENDPOINTS, prefix="/api/v1")
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         install_metrics(app, scrape_gauges=[table_count_gauge("voltway_stations", "Stations in the registry", "stations")])
     install_docs(app)
     # Innermost: cache hits are answered before it, and it answers the hot routes before FastAPI's routing.
-    app.add_middleware(HotRoutes, routes=station_hot_routes)
+    app.add_middleware(HotRoutes, routes={**cluster_hot_routes, **station_hot_routes})
     app.add_middleware(CacheFront, namespace="stations", paths=re.compile(r"/api/v1/stations(/nearest|/[0-9]+)?"))
     # Added last, so it is the outermost middleware: it times and correlates everything inside it.
     app.add_middleware(ObservabilityMiddleware, slow_request_threshold=settings.slow_request_threshold)

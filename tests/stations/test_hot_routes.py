@@ -1,4 +1,4 @@
-"""The hot search routes (`core/hot_routes.py`) answer exactly as the same routes through FastAPI do."""
+"""The hot routes (`core/hot_routes.py`: search, nearest, clusters) answer exactly as through FastAPI."""
 
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +29,10 @@ PATHS = [
     "/api/v1/stations?cursor=not-a-cursor",
     "/api/v1/stations?bbox=1,2,3",
     "/api/v1/stations/nearest?lat=52.5",
+    "/api/v1/stations/clusters?bbox=13,52,14,53&zoom=9",
+    "/api/v1/stations/clusters?bbox=-180,-90,180,90&zoom=2&min_power_kw=60",
+    "/api/v1/stations/clusters?bbox=13,52,14&zoom=9",
+    "/api/v1/stations/clusters?bbox=13,52,14,53",
 ]
 
 
@@ -63,6 +67,7 @@ async def test_hot_requests_are_counted_under_their_route_template(client: httpx
     assert (await client.get("/api/v1/stations?lat=1&lon=2")).status_code == 200
     assert (await client.get("/api/v1/stations/nearest?lat=1&lon=2")).status_code == 200
     assert (await client.get("/api/v1/stations?lat=100&lon=2")).status_code == 422
+    assert (await client.get("/api/v1/stations/clusters?bbox=0,0,1,1&zoom=3")).status_code == 200
     after = await scrape(client)
 
     def delta(**labels: str) -> float:
@@ -71,6 +76,7 @@ async def test_hot_requests_are_counted_under_their_route_template(client: httpx
     assert delta(method="GET", route="/api/v1/stations", status="200") == 1
     assert delta(method="GET", route="/api/v1/stations/nearest", status="200") == 1
     assert delta(method="GET", route="/api/v1/stations", status="422") == 1
+    assert delta(method="GET", route="/api/v1/stations/clusters", status="200") == 1
 
 
 async def test_other_methods_still_go_through_fastapi(client: httpx.AsyncClient) -> None:

@@ -48,7 +48,7 @@ def _parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         if description:
             parameter["description"] = description
         parameters.append(parameter)
-    return parameters
+    return sorted(parameters, key=lambda parameter: not parameter["required"])  # the required ones first
 
 
 class QueryModel(Generic[M]):

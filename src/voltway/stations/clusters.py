@@ -12,17 +12,20 @@ other: groups closer than half a cell on the map are merged (`merge_close`, a fe
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from voltway.core.cache import cached
 from voltway.core.db import Database
-from voltway.core.db_dependencies import DB
+from voltway.core.db_dependencies import get_database
 from voltway.core.errors import error_responses
 from voltway.core.geo import BOX_MARGIN_DEG, GeoBox
-from voltway.stations.dependencies import station_filters
+from voltway.core.query_model import QueryModel
+from voltway.core.responses import json_bytes
+from voltway.stations.dependencies import FilterParams
 from voltway.stations.schemas import StationStatus
 from voltway.stations.search import StationFilters, StationWhere, parse_bbox
 
@@ -114,8 +117,9 @@ class ClusterCollection(BaseModel):
 
 
 @cached("stations", ttl=CACHE_SECONDS)
-async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) -> list[ClusterFeature]:
-    """The clusters and single stations of the grid's cells (close ones merged), in cell order.
+async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) -> bytes:
+    """The clusters and single stations of the grid's cells (close ones merged), in cell order, as the JSON
+    array of their features: cached rendered, so that a view answered from the cache costs no model.
 
     The grouping reads only what `ix_stations_map` covers (position, status, power; migration 0010), so at
     world zoom the database scans that index rather than every station's row; the names and operators of
@@ -146,7 +150,8 @@ async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) ->
         )
         for count, sid, status, power, avg_lat, avg_lon, lat0, lon0, lat1, lon1, available in cells
     ]
-    return [group.feature() for group in merge_close(groups, grid.cell * MERGE_FRACTION)]
+    merged = merge_close(groups, grid.cell * MERGE_FRACTION)
+    return json_bytes([group.feature().model_dump(mode="json") for group in merged])
 
 
 NO_NAME = ("", None)  # only clusters (count > 1) lack one; their name is never shown
@@ -246,6 +251,12 @@ def combine(members: list[Group]) -> Group:
     )
 
 
+class ClusterParams(FilterParams):
+    bbox: str = Field(description="minLon,minLat,maxLon,maxLat", examples=["5.8,47.2,15.1,55.1"])
+    zoom: int = Field(ge=0, le=MAX_ZOOM, description="Map zoom level")
+
+
+CLUSTER_QUERY = QueryModel(ClusterParams)
 router = APIRouter(prefix="/stations", tags=["stations"])
 
 
@@ -260,13 +271,14 @@ router = APIRouter(prefix="/stations", tags=["stations"])
         " station search's filters. The answer holds at most a few hundred features."
     ),
     responses=error_responses(422),
+    openapi_extra=CLUSTER_QUERY.openapi,
 )
-async def get_clusters(
-    db: DB,
-    bbox: Annotated[str, Query(description="minLon,minLat,maxLon,maxLat", examples=["5.8,47.2,15.1,55.1"])],
-    zoom: Annotated[int, Query(ge=0, le=MAX_ZOOM, description="Map zoom level")],
-    filters: Annotated[StationFilters, Depends(station_filters)],
-) -> ClusterCollection:
-    grid = Grid.covering(parse_bbox(bbox), zoom)
-    features = await grid_features(db=db, grid=grid, filters=filters)
-    return ClusterCollection(zoom=zoom, cell_deg=grid.cell, features=features)
+async def get_clusters(request: Request) -> Response:
+    params = await CLUSTER_QUERY(request)
+    grid = Grid.covering(parse_bbox(params.bbox), params.zoom)
+    features = await grid_features(db=await get_database(request), grid=grid, filters=params.filters())
+    answer = {"type": "FeatureCollection", "zoom": params.zoom, "cell_deg": grid.cell}
+    return Response(json_bytes({**answer, "features": orjson.Fragment(features)}), media_type="application/json")
+
+
+HOT_ENDPOINTS = (get_clusters,)  # the map asks for clusters at every move (`core/hot_routes.py`)

@@ -1,13 +1,14 @@
 """Lookup and query-parameter dependencies for station routes (reusable by any route with a station id).
 
 Query parameters are declared as Pydantic models: one model validation per request, several times cheaper
-than a dozen separately declared parameters. The hot search routes validate them with `core.query_model`,
-which skips FastAPI's per-field inspection as well; other routes use `Annotated[Model, Query()]`.
+than a dozen separately declared parameters. The hot routes (search, nearest, clusters) validate them with
+`core.query_model`, which skips FastAPI's per-field inspection as well; other routes use
+`Annotated[Model, Query()]`.
 """
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from voltway.core.db_dependencies import Session
@@ -90,9 +91,3 @@ class NearestParams(FilterParams):
     lon: Longitude = Field(description="Longitude of the search point")
     k: int = Field(10, ge=1, le=500, description="How many stations")
 
-
-async def station_filters(params: Annotated[FilterParams, Query()]) -> StationFilters:
-    return params.filters()
-
-
-Filters = Annotated[StationFilters, Depends(station_filters)]
