@@ -90,4 +90,3 @@ class NearestParams(FilterParams):
     lat: Latitude = Field(description="Latitude of the search point")
     lon: Longitude = Field(description="Longitude of the search point")
     k: int = Field(10, ge=1, le=500, description="How many stations")
-
