@@ -289,8 +289,8 @@ class Database:
 
 
 async def to_the_end(work: Awaitable[T]) -> T:
-    """Await `work` (a write transaction) to its end even when the caller is cancelled (Ctrl-C), then let the
-    cancellation through.
+    """Await `work` (a write transaction, a background loop's statements) to its end even when the caller is
+    cancelled (Ctrl-C, shutdown), then let the cancellation through.
 
     A statement cancelled mid-way makes SQLAlchemy close its aiosqlite connection while SQLite still runs the
     statement; the closed connection lives on until the statement is finalized, holding the write lock, and
