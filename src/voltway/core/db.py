@@ -16,7 +16,7 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -186,6 +186,7 @@ class Database:
         self._writes = _ConnectionThread(self._sqlite_connection, "voltway-sqlite-write")
         self._pg_reader: asyncpg.Pool | None = None
         self._pg_reader_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def dialect(self) -> str:
@@ -276,7 +277,16 @@ class Database:
         observe_query(sql, time.perf_counter() - started)
         return [tuple(record) for record in records]
 
+    def keep_until_disposed(self, work: Coroutine[Any, Any, T]) -> "asyncio.Task[T]":
+        """Run `work` as a task of its own, which `dispose` waits for before it closes the connections: work a
+        request started and may stop waiting for (a refresh that every later request needs)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
     async def dispose(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._reader is not None:
             self._reader.close()
             self._reader = None
