@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,17 @@ from voltway.ingest.reader import import_ocm_stream
 from voltway.ingest.reference import bundled_reference
 from voltway.ingest.rows import StationRow
 from voltway.migrations import upgrade
+from voltway.stations.map_cells import LEAF_LEVEL, cell_size
 from voltway.stations.schemas import StationIn
 
 from tests.conftest import fresh_sqlite_url
 from tests.ingest.conftest import StationFactory
 from tests.ingest.support import schema, synthetic_pois
 
-DEFERRED = {  # every non-unique index of stations and connectors but one, and the R*Tree's insert trigger
+DEFERRED = {  # every non-unique index of stations and connectors but one, the R*Tree's and map cells' insert triggers
     "ix_connectors_type_power", "ix_stations_country_status", "ix_stations_duplicate_of_id", "ix_stations_lat_lon",
     "ix_stations_map", "ix_stations_max_power_kw", "ix_stations_operator", "ix_stations_sort_power",
-    "ix_stations_sort_rating", "ix_stations_updated_at", "stations_rtree_insert",
+    "ix_stations_sort_rating", "ix_stations_updated_at", "stations_rtree_insert", "stations_map_insert",
 }  # fmt: skip
 
 
@@ -73,6 +75,11 @@ async def test_a_first_import_builds_the_indexes_after_the_rows(url: str) -> Non
     assert rtree_matches_stations(url)
     with sqlite3.connect(sqlite_path(url)) as conn:
         assert conn.execute("SELECT count(*) FROM deferred_schema").fetchone() == (0,)
+        # The map cells' trigger caught up: every station's cell is marked, for the next map view to build.
+        marked = set(conn.execute("SELECT gy, gx FROM map_dirty"))
+        positions = conn.execute("SELECT latitude, longitude FROM stations").fetchall()
+    leaf = cell_size(LEAF_LEVEL)
+    assert marked == {(math.floor(lat / leaf), math.floor(lon / leaf)) for lat, lon in positions}
 
 
 async def test_an_import_into_a_database_with_stations_keeps_its_indexes(url: str) -> None:

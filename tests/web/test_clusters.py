@@ -1,16 +1,30 @@
 """Map clusters against a brute-force grouping of the same stations, on SQLite and PostgreSQL."""
 
+import contextlib
 import math
 import random
+import sqlite3
+import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import asyncpg
 import httpx
 import pytest
 from geojson_pydantic import FeatureCollection
 
-from voltway.core.db import Database
+from voltway.core.cache import cache
+from voltway.core.db import Database, sqlite_path
 from voltway.core.geo import unit_vector
+from voltway.stations.map_cells import (
+    AGGREGATES,
+    LEAF_LEVEL,
+    REFRESH_WAIT,
+    cell_size,
+    refresh,
+    refresh_statements,
+)
 from voltway.stations.models import Connector, Station
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -278,3 +292,142 @@ async def test_clusters_bad_input_names_field(client: httpx.AsyncClient, params:
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "validation_error" and field in error["message"]
+
+
+# ------------------------------------------------------------------------------------ map cells
+def unfiltered_views(rng: random.Random, count: int) -> list[tuple[tuple[float, float, float, float], int]]:
+    """Views that read `map_cells` (no filter, a level up to LEAF_LEVEL): the world, and boxes around the places
+    `random_rows` crowds, across the antimeridian included."""
+    views = [((-180.0, -90.0, 180.0, 90.0), zoom) for zoom in (0, 2, 5)]
+    while len(views) < count:
+        c_lat, c_lon = rng.choice([(52.52, 13.40), (65.0, 179.99), (-41.29, 174.78), (0.0, 0.0)])
+        half = rng.uniform(0.2, 4)
+        west = c_lon - half if c_lon - half >= -180 else c_lon - half + 360
+        east = c_lon + half if c_lon + half <= 180 else c_lon + half - 360
+        bbox = (west, max(-90.0, c_lat - half), east, min(90.0, c_lat + half))
+        zoom = rng.randint(3, 10)
+        if expected_level(bbox, zoom) <= LEAF_LEVEL:
+            views.append((bbox, zoom))
+    return views
+
+
+def expected_level(bbox: tuple[float, float, float, float], zoom: int) -> int:
+    return round(math.log2(360 / expected_cell(bbox, zoom)))
+
+
+async def check_views(client: httpx.AsyncClient, rows: list[Row], views: list) -> None:
+    for bbox, zoom in views:
+        response = await client.get("/api/v1/stations/clusters", params=query_params(bbox, zoom, {}))
+        assert response.status_code == 200, response.text
+        assert_same(response.json(), brute_force(rows, bbox, expected_cell(bbox, zoom), {}))
+
+
+async def marked_cells(db: Database) -> set[tuple[int, int]]:
+    return {(gy, gx) for gy, gx in await db.fetch("SELECT gy, gx FROM map_dirty", {})}
+
+
+def leaf_cell(lat: float, lon: float) -> tuple[int, int]:
+    return math.floor(lat / cell_size(LEAF_LEVEL)), math.floor(lon / cell_size(LEAF_LEVEL))
+
+
+async def test_map_cells_follow_every_write(
+    client: httpx.AsyncClient, db: Database, operator_headers: dict[str, str]
+) -> None:
+    rng = random.Random(29)
+    rows = await insert(db, random_rows(rng, 500))
+    views = unfiltered_views(rng, 24)
+    await check_views(client, rows, views)
+    assert await marked_cells(db) == set()  # the first view folded the marks in
+    (built,) = await db.fetch("SELECT count(*) FROM map_cells WHERE level = :leaf", {"leaf": LEAF_LEVEL})
+    assert built[0] == len({leaf_cell(r.lat, r.lon) for r in rows if r.status != "removed"})
+
+    # Through the API: a move, status changes (one to removed), a delete.
+    moved, changed, gone = rows[3], rows[10:14], rows[20]
+    new_lat, new_lon = -41.0, 175.2
+    response = await client.patch(f"/api/v1/stations/{moved.id}", headers=operator_headers,
+                                  json={"latitude": new_lat, "longitude": new_lon})
+    assert response.status_code == 200, response.text
+    assert {leaf_cell(moved.lat, moved.lon), leaf_cell(new_lat, new_lon)} <= await marked_cells(db)
+    moved.lat, moved.lon = new_lat, new_lon
+    for row, status in zip(changed, ["removed", "available", "occupied", "available"], strict=True):
+        response = await client.patch(f"/api/v1/stations/{row.id}", headers=operator_headers, json={"status": status})
+        assert response.status_code == 200, response.text
+        row.status = status
+    assert (await client.delete(f"/api/v1/stations/{gone.id}", headers=operator_headers)).status_code == 204
+    rows.remove(gone)
+    # Straight into the database: a duplicate linked, and a rating, which no view shows (nothing marked).
+    duplicate = rows[30]
+    async with db.sessionmaker.begin() as session:
+        station = await session.get(Station, duplicate.id)
+        assert station is not None
+        station.duplicate_of_id = rows[31].id
+    rows.remove(duplicate)
+    await client.get("/api/v1/stations/clusters", params={"bbox": "-180,-90,180,90", "zoom": 0})
+    assert await marked_cells(db) == set()
+    async with db.sessionmaker.begin() as session:
+        station = await session.get(Station, rows[40].id)
+        assert station is not None
+        station.rating_average, station.rating_count = 4.5, 2
+    assert await marked_cells(db) == set()
+    await cache.invalidate("stations")
+    await check_views(client, rows, views)
+
+
+async def test_map_cells_refresh_equals_rebuild(client: httpx.AsyncClient, db: Database) -> None:
+    """Folding marked cells in leaves the same cells as building them all from the stations."""
+    rng = random.Random(5)
+    rows = await insert(db, random_rows(rng, 300))
+    assert await refresh(db) > 0
+    async with db.sessionmaker.begin() as session:
+        for row in rng.sample(rows, 40):
+            station = await session.get(Station, row.id)
+            assert station is not None
+            station.latitude, station.status = min(90.0, station.latitude + rng.uniform(-0.5, 0.5)), "available"
+    assert await marked_cells(db) and await refresh(db) > 0
+    columns = f"level, gy, gx, {', '.join(AGGREGATES)}"
+    folded = await db.fetch(f"SELECT {columns} FROM map_cells ORDER BY level, gy, gx", {})
+    async with db.engine.begin() as conn:
+        for statement in refresh_statements(db.dialect, rebuild=True):
+            await conn.exec_driver_sql(statement)
+    rebuilt = await db.fetch(f"SELECT {columns} FROM map_cells ORDER BY level, gy, gx", {})
+    assert len(folded) == len(rebuilt) > LEAF_LEVEL
+    for got, want in zip(folded, rebuilt, strict=True):  # sums of floats may differ in the last bits
+        assert [v for v in got if not isinstance(v, float)] == [v for v in want if not isinstance(v, float)]
+        assert [v for v in got if isinstance(v, float)] == pytest.approx([v for v in want if isinstance(v, float)])
+
+
+@contextlib.asynccontextmanager
+async def marks_locked(db: Database) -> AsyncIterator[None]:
+    """Another connection holds what a refresh needs: SQLite's write lock, or the marks table on PostgreSQL."""
+    if db.is_sqlite:
+        conn = sqlite3.connect(sqlite_path(db.url), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    pg = await asyncpg.connect(db.url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with pg.transaction():
+            await pg.execute("LOCK TABLE map_dirty IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await pg.close()
+
+
+async def test_a_view_that_cannot_wait_for_the_refresh_groups_the_stations(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    rng = random.Random(11)
+    rows = await insert(db, random_rows(rng, 200))
+    views = unfiltered_views(rng, 6)
+    async with marks_locked(db):
+        started = time.perf_counter()
+        await check_views(client, rows, views[:1])
+        assert time.perf_counter() - started >= REFRESH_WAIT  # it waited, then grouped the stations
+        assert await marked_cells(db)
+    await cache.invalidate("stations")
+    await check_views(client, rows, views)  # the refresh went on (SQLite) or is tried again (PostgreSQL)
+    assert await marked_cells(db) == set()

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voltway.core.db import SQLITE_NO_MMAP, SQLITE_SMALL_CACHE, Database, null_pool_engine, to_the_end
 from voltway.core.deferred_indexes import TABLE as DEFERRED_TABLE
 from voltway.core.deferred_indexes import defer, deferred, restore
+from voltway.stations.map_cells import MAP_MARK_TRIGGER, MARK_EVERY_CELL
 
 T = TypeVar("T")
 
@@ -37,6 +38,9 @@ RTREE_CATCH_UP = {
     "stations_rtree_insert": "INSERT INTO station_rtree SELECT id, latitude, latitude, longitude, longitude "
     "FROM stations WHERE id > (SELECT coalesce(max(id), 0) FROM station_rtree)",
 }
+# The triggers a first load drops: the R*Tree's, and the one that marks map cells (every cell is marked once at
+# the end instead, and the first map view after it builds them all in one pass).
+DEFERRED_TRIGGERS = {**RTREE_CATCH_UP, MAP_MARK_TRIGGER: MARK_EVERY_CELL}
 # The R*Tree is filled by ranges of this many ids before its trigger comes back (a transaction each, ~0.4 s).
 RTREE_FILL_IDS = 40_000
 # What duplicate linking reads by (`duplicates.py`): position, time written, canonical station.
@@ -102,7 +106,7 @@ def _defer_if_empty(conn: Connection) -> list[str]:
     restore(conn)  # what a killed first load left deferred
     if conn.exec_driver_sql("SELECT 1 FROM stations LIMIT 1").first() is not None:
         return []
-    return defer(conn, tables=STATION_TABLES, keep=KEPT_INDEXES, triggers=RTREE_CATCH_UP)
+    return defer(conn, tables=STATION_TABLES, keep=KEPT_INDEXES, triggers=DEFERRED_TRIGGERS)
 
 
 async def linking_indexes_deferred(db: Database) -> bool:

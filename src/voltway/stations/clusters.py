@@ -7,12 +7,14 @@ features whatever the client asks. The answer covers every cell the box touches,
 count and position while the map pans, and answers for nearby views are the same cached answer. A cell with
 one station is that station's point. Where cells meet, the markers of neighbouring cells can fall on each
 other: groups closer than half a cell on the map are merged (`merge_close`, a few hundred groups at most).
+A view without filters, at a level up to `map_cells.LEAF_LEVEL`, reads its cells pre-aggregated (`map_cells.py`).
 """
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -27,6 +29,7 @@ from voltway.core.query_model import QueryModel
 from voltway.core.responses import json_bytes
 from voltway.stations.dependencies import FilterParams
 from voltway.stations.schemas import StationStatus
+from voltway.stations.map_cells import LEAF_LEVEL, cell_size, view_cells
 from voltway.stations.search import StationFilters, StationWhere, parse_bbox
 
 # Bounds on the grid: cells >= sqrt(area / MAX_CELLS) and >= longest side / MAX_SIDE. The features in a box
@@ -41,30 +44,35 @@ MERCATOR_MAX_LAT = 85.05112878
 CACHE_SECONDS = 60
 
 
-def cell_size(box: GeoBox, zoom: int) -> float:
-    """The grid cell (degrees) for a box at a zoom: a power-of-two fraction of 360 (see module docstring)."""
+def grid_level(box: GeoBox, zoom: int) -> int:
+    """The grid level (cells of 360 / 2**level degrees) for a box at a zoom (see module docstring)."""
     width = sum(east - west for west, east in box.lon_ranges)
     height = box.max_lat - box.min_lat
-    k = zoom + 1
+    level = zoom + 1
     bound = max(math.sqrt(width * height / MAX_CELLS), max(width, height) / MAX_SIDE)
     if bound > 0:
-        k = min(k, math.floor(math.log2(360.0 / bound)))
-    return 360.0 / 2.0**k
+        level = min(level, math.floor(math.log2(360.0 / bound)))
+    return level
 
 
 @dataclass(frozen=True, slots=True)
 class Grid:
-    """The cells a box touches: rows and column ranges (two across the antimeridian) of `cell`-degree cells."""
+    """The cells a box touches: rows and column ranges (two across the antimeridian) of the level's cells."""
 
-    cell: float
+    level: int
     rows: tuple[int, int]
     cols: tuple[tuple[int, int], ...]
 
+    @property
+    def cell(self) -> float:
+        return cell_size(self.level)
+
     @classmethod
     def covering(cls, box: GeoBox, zoom: int) -> "Grid":
-        cell = cell_size(box, zoom)
+        level = grid_level(box, zoom)
+        cell = cell_size(level)
         return cls(
-            cell,
+            level,
             (math.floor(box.min_lat / cell), math.floor(box.max_lat / cell)),
             tuple((math.floor(west / cell), math.floor(east / cell)) for west, east in box.lon_ranges),
         )
@@ -121,18 +129,40 @@ async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) ->
     """The clusters and single stations of the grid's cells (close ones merged), in cell order, as the JSON
     array of their features: cached rendered, so that a view answered from the cache costs no model.
 
-    The grouping reads only what `ix_stations_map` covers (position, status, power; migration 0010), so at
-    world zoom the database scans that index rather than every station's row; the names and operators of
-    the cells holding one station are looked up afterwards, by id."""
+    Without filters, down to LEAF_LEVEL, the cells come from `map_cells`; otherwise (or when those are being
+    brought up to date) from grouping the stations. The names and operators of the cells holding one station
+    are looked up afterwards, by id."""
+    cells = None
+    if filters == StationFilters() and grid.level <= LEAF_LEVEL:
+        cells = await view_cells(db, grid.level, grid.rows, grid.cols)
+    if cells is None:
+        cells = await _grouped_stations(db, grid, filters)
+    names = await _names(db, [sid for _gy, _gx, count, _available, sid, *_ in cells if count == 1])
+    groups = [
+        Group(
+            count, sum_lat / count, sum_lon / count, available, power, (lon0, lat0, lon1, lat1),
+            (sid, *names.get(sid, NO_NAME), status),
+        )
+        for _gy, _gx, count, available, sid, status, power, sum_lat, sum_lon, lat0, lon0, lat1, lon1 in cells
+    ]
+    merged = merge_close(groups, grid.cell * MERGE_FRACTION)
+    return json_bytes([group.feature().model_dump(mode="json") for group in merged])
+
+
+async def _grouped_stations(db: Database, grid: Grid, filters: StationFilters) -> Sequence[Sequence[Any]]:
+    """The grid's cells grouped from the stations that pass `filters`, in the row shape of `view_cells`.
+
+    The grouping reads only what `ix_stations_map` covers (position, status, power; migration 0010), so over a
+    continent the database scans that index rather than every station's row."""
     where = StationWhere(db.dialect)
     where.where.append(where.exact_box(grid.extent()))
     where.filters(filters)
     cell = where.param(grid.cell)
     cols = " OR ".join(f"g.gx BETWEEN {where.param(float(a))} AND {where.param(float(b))}" for a, b in grid.cols)
     sql = f"""
-        SELECT count(*), min(g.id), min(g.status), max(g.max_power_kw),
-               avg(g.latitude), avg(g.longitude), min(g.latitude), min(g.longitude), max(g.latitude),
-               max(g.longitude), sum(CASE WHEN g.status = 'available' THEN 1 ELSE 0 END)
+        SELECT g.gy, g.gx, count(*), sum(CASE WHEN g.status = 'available' THEN 1 ELSE 0 END), min(g.id),
+               min(g.status), max(g.max_power_kw), sum(g.latitude), sum(g.longitude), min(g.latitude),
+               min(g.longitude), max(g.latitude), max(g.longitude)
         FROM (
             SELECT s.id, s.status, s.max_power_kw, s.latitude, s.longitude,
                    floor(s.latitude / {cell}) AS gy, floor(s.longitude / {cell}) AS gx
@@ -142,16 +172,7 @@ async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) ->
         GROUP BY g.gy, g.gx
         ORDER BY g.gy, g.gx
     """
-    cells = await db.fetch(sql, where.params, slow=True)  # a continent's stations: a few hundred ms
-    names = await _names(db, [sid for count, sid, *_ in cells if count == 1])
-    groups = [
-        Group(
-            count, avg_lat, avg_lon, available, power, (lon0, lat0, lon1, lat1), (sid, *names.get(sid, NO_NAME), status)
-        )
-        for count, sid, status, power, avg_lat, avg_lon, lat0, lon0, lat1, lon1, available in cells
-    ]
-    merged = merge_close(groups, grid.cell * MERGE_FRACTION)
-    return json_bytes([group.feature().model_dump(mode="json") for group in merged])
+    return await db.fetch(sql, where.params, slow=True)  # a continent's stations: a few hundred ms
 
 
 NO_NAME = ("", None)  # only clusters (count > 1) lack one; their name is never shown
