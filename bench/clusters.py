@@ -3,8 +3,13 @@
     python bench/synth.py /tmp/bench.db                     # once: 300,000 synthetic stations
     python bench/clusters.py /tmp/bench.db [--runs 5]
 
-Each view (the whole world, Europe, Germany, a city) is computed `--runs` times with the answer cache bypassed;
-prints the median time and the number of features. No target: a cold map should draw in well under a second.
+Each view (the whole world, Europe, Germany, a city) is computed `--runs` times with the answer cache bypassed:
+its cells grouped from the stations (what a filtered view costs), its cells read from `map_cells` (a view without
+filters, up to level 12), and the whole answer (map cells, names, merging, JSON); prints the medians and the
+number of features. No target: a cold map should draw in well under a second.
+
+`--refresh` measures bringing `map_cells` up to date: every cell rebuilt (as after a first import), and after
+1, 10 and 100 stations changed status (it toggles the status of random stations of the database).
 
 `--answers` measures what a moving map costs the server once the grids are cached: the whole app called as an
 ASGI app with views panned a little around Berlin (zoom 12) and Germany (zoom 7), each bbox different, their
@@ -18,14 +23,17 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable
 
 import orjson
+from sqlalchemy import text
 from asgi import asgi_receive, asgi_scope, asgi_send
 from synth import database_url
 
 from voltway.core.db import Database
 from voltway.migrations import upgrade
-from voltway.stations.clusters import Grid, grid_features
+from voltway.stations.clusters import Grid, _grouped_stations, grid_features
+from voltway.stations.map_cells import LEAF_LEVEL, MARK_EVERY_CELL, refresh, view_cells
 from voltway.stations.search import StationFilters, parse_bbox
 
 VIEWS = (
@@ -39,15 +47,58 @@ VIEWS = (
 async def measure(url: str, runs: int) -> None:
     db = Database(url)
     try:
+        await refresh(db)
         for label, bbox, zoom in VIEWS:
             grid = Grid.covering(parse_bbox(bbox), zoom)
-            timings, features = [], b"[]"
+            grouped, cells, answer, features = [], [], [], b"[]"
             for _ in range(runs):
+                grouped.append(await timed(_grouped_stations(db, grid, StationFilters())))
+                if grid.level <= LEAF_LEVEL:
+                    cells.append(await timed(view_cells(db, grid.level, grid.rows, grid.cols)))
                 started = time.perf_counter()
                 features = await grid_features.__wrapped__(db=db, grid=grid, filters=StationFilters())
-                timings.append((time.perf_counter() - started) * 1000)
-            count = len(orjson.loads(features))
-            print(f"{label:<18} median {statistics.median(timings):8.1f} ms  ({count} features, {runs} runs)")
+                answer.append((time.perf_counter() - started) * 1000)
+            from_cells = f"{statistics.median(cells):7.2f} ms" if cells else "      —   "
+            print(
+                f"{label:<18} level {grid.level:>2}: grouped from the stations {statistics.median(grouped):7.1f} ms, "
+                f"map cells {from_cells}; whole answer {statistics.median(answer):7.2f} ms "
+                f"({len(orjson.loads(features))} features, {runs} runs)"
+            )
+    finally:
+        await db.dispose()
+
+
+async def timed(work: Awaitable[object]) -> float:
+    started = time.perf_counter()
+    await work
+    return (time.perf_counter() - started) * 1000
+
+
+async def refreshes(url: str, runs: int) -> None:
+    """The time of a refresh: every cell rebuilt (after a first import), and after n stations changed status."""
+    db = Database(url)
+    rng = random.Random(5)
+    try:
+        ids = [row[0] for row in await db.fetch("SELECT id FROM stations WHERE status <> 'removed'", {})]
+        rebuilds = []
+        for _ in range(runs):
+            async with db.engine.begin() as conn:
+                await conn.exec_driver_sql(MARK_EVERY_CELL)
+            rebuilds.append(await timed(refresh(db)))
+        print(f"every cell rebuilt: median {statistics.median(rebuilds):.0f} ms ({runs} runs)")
+        for changed in (1, 10, 100):
+            times, marked = [], 0
+            for _ in range(runs):
+                condition, params = db.one_of("id", rng.sample(ids, changed))
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(
+                        "UPDATE stations SET status = CASE status WHEN 'available' THEN 'occupied' ELSE 'available' "
+                        f"END WHERE {condition}"
+                    ), params)
+                marked = len(await db.fetch("SELECT 1 FROM map_dirty", {}))
+                times.append(await timed(refresh(db)))
+            print(f"{changed:>4} stations changed ({marked} cells marked): refresh median "
+                  f"{statistics.median(times):.1f} ms ({runs} runs)")
     finally:
         await db.dispose()
 
@@ -85,6 +136,7 @@ def main() -> None:
     parser.add_argument("target", help="a SQLite file loaded by synth.py, or a database URL")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--answers", action="store_true", help="cached answers through the app (see above)")
+    parser.add_argument("--refresh", action="store_true", help="map cells refreshes (changes stations' status)")
     args = parser.parse_args()
     url = database_url(args.target)
     upgrade(url)
@@ -93,7 +145,7 @@ def main() -> None:
             os.environ.update(DATABASE_URL=url, LOG_DIR=tmp, DATA_DIR=tmp, LOG_LEVEL="WARNING")
             asyncio.run(answers(args.runs))
         return
-    asyncio.run(measure(url, args.runs))
+    asyncio.run(refreshes(url, args.runs) if args.refresh else measure(url, args.runs))
 
 
 if __name__ == "__main__":
