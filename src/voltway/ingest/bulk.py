@@ -25,6 +25,7 @@ from voltway.ingest.duplicates import DuplicateLink, link_duplicates_since
 from voltway.ingest.first_load import indexes_after_first_load
 from voltway.ingest.rows import ItemError
 from voltway.ingest.upsert import Items, UpsertReport, upsert_stations
+from voltway.stations.map_cells import try_refresh
 from voltway.stations.models import Station
 from voltway.stations.schemas import StationIn, StationStatus
 
@@ -131,6 +132,8 @@ async def import_stations(
                 return link_duplicates_since(db, started)
 
             report.duplicates = await (load.finish(beside=linking) if load is not None else linking())
+    if report.wrote:  # the map's cells, so that its first view after a large import need not wait for them
+        await try_refresh(db)
     report.rejected = sorted([*invalid, *report.rejected], key=lambda e: e.index)
     for result, rows in (("created", report.created), ("updated", report.updated),
                          ("unchanged", report.unchanged), ("rejected", len(report.rejected))):

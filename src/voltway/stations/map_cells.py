@@ -169,9 +169,9 @@ async def refresh(db: Database) -> int:
     return await _refresh_postgresql(db)
 
 
-async def _refreshed(db: Database) -> bool:
+async def try_refresh(db: Database) -> bool:
     """`refresh`, logged rather than raised when it fails (a lock it waited for too long): the views that wait for
-    it group the stations themselves, and the next one tries again."""
+    it group the stations themselves, and the next one tries again. Whether it succeeded."""
     try:
         await refresh(db)
     except Exception:  # noqa: BLE001
@@ -190,7 +190,7 @@ async def _fresh(db: Database) -> bool:
         return True
     task = _refreshes.get(db)
     if task is None or task.done():
-        task = _refreshes[db] = db.keep_until_disposed(_refreshed(db))
+        task = _refreshes[db] = db.keep_until_disposed(try_refresh(db))
     try:
         return await asyncio.wait_for(asyncio.shield(task), REFRESH_WAIT)
     except TimeoutError:
