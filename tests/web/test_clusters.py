@@ -1,5 +1,6 @@
 """Map clusters against a brute-force grouping of the same stations, on SQLite and PostgreSQL."""
 
+import asyncio
 import contextlib
 import math
 import random
@@ -12,11 +13,14 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
+from alembic import command
 from geojson_pydantic import FeatureCollection
 
 from voltway.core.cache import cache
 from voltway.core.db import Database, sqlite_path
 from voltway.core.geo import unit_vector
+from voltway.migrations import alembic_config
+from voltway.settings import Settings
 from voltway.stations.map_cells import (
     AGGREGATES,
     LEAF_LEVEL,
@@ -430,4 +434,19 @@ async def test_a_view_that_cannot_wait_for_the_refresh_groups_the_stations(
         assert await marked_cells(db)
     await cache.invalidate("stations")
     await check_views(client, rows, views)  # the refresh went on (SQLite) or is tried again (PostgreSQL)
+    assert await marked_cells(db) == set()
+
+
+async def test_the_migration_marks_the_stations_already_there(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    """A database upgraded with stations in it: their cells are marked, and the first view builds them."""
+    rng = random.Random(16)
+    rows = await insert(db, random_rows(rng, 150))
+    await db.engine.dispose()  # no pooled connection in the way of the schema changes
+    config = alembic_config(settings.database_url)
+    await asyncio.to_thread(command.downgrade, config, "0016-1")
+    await asyncio.to_thread(command.upgrade, config, "heads")
+    assert await marked_cells(db) == {leaf_cell(r.lat, r.lon) for r in rows}
+    await check_views(client, rows, unfiltered_views(rng, 6))
     assert await marked_cells(db) == set()
