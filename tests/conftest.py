@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from voltway.accounts.keys import create_key
-from voltway.accounts.models import Role
+from voltway.accounts.roles import Role
 from voltway.app import create_app
 from voltway.core.db import Database
 from voltway.migrations import upgrade

@@ -1,4 +1,8 @@
-"""The `voltway` command line. Feature commands live beside their feature and are registered here."""
+"""The `voltway` command line. Feature commands live beside their feature and are registered here.
+
+Command modules import their work (database, migrations, cache...) lazily, inside the commands that need it,
+so that `voltway --help` and argument errors start fast (tests/test_smoke.py checks what importing this loads).
+"""
 
 import asyncio
 from typing import Annotated
@@ -11,7 +15,6 @@ from voltway.core.commands import settings_or_exit
 from voltway.ingest.cli import import_app
 from voltway.ingest.transfer_cli import export_command
 from voltway.jobs.cli import worker
-from voltway.migrations import upgrade
 
 app = typer.Typer(help="VoltWay: an open platform for electric-vehicle charging.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -26,6 +29,8 @@ app.command("export")(export_command)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all database migrations."""
+    from voltway.migrations import upgrade
+
     upgrade(settings_or_exit().database_url)
     typer.echo("database is up to date")
 
@@ -39,6 +44,8 @@ def serve(
 ) -> None:
     """Run the HTTP service (applies migrations first)."""
     import uvicorn
+
+    from voltway.migrations import upgrade
 
     settings = settings_or_exit()
     upgrade(settings.database_url)

@@ -11,7 +11,8 @@ import pytest
 
 from tests.accounts.factories import PASSWORD, Driver, MadeStation, make_driver, make_station
 from tests.conftest import new_key
-from voltway.accounts.models import Role, User
+from voltway.accounts.models import User
+from voltway.accounts.roles import Role
 
 ROLES = ("anonymous", "readonly", "driver", "operator", "admin")
 START = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)

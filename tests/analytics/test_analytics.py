@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import new_key
-from voltway.accounts.models import Role
+from voltway.accounts.roles import Role
 from voltway.analytics.rollups import rebuild, refresh
 from voltway.charging.models import StatusChange
 from voltway.core.db import utcnow

@@ -13,7 +13,7 @@ from tests.platform.conftest import REDIS_URL, PrivateRedis, Processes, free_por
 from fastapi import Depends, FastAPI
 
 from voltway.accounts.keys import create_key
-from voltway.accounts.models import Role
+from voltway.accounts.roles import Role
 from voltway.core import ratelimit
 from voltway.core.db import Database
 from voltway.core.error_handlers import install_error_handlers

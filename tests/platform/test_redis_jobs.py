@@ -64,7 +64,7 @@ async def test_export_through_the_queue_is_downloadable(
     redis_client: httpx.AsyncClient, redis_app: FastAPI, redis_settings: Settings, processes: Processes
 ) -> None:
     from voltway.accounts.keys import create_key
-    from voltway.accounts.models import Role
+    from voltway.accounts.roles import Role
 
     async with redis_app.state.db.sessionmaker.begin() as session:
         _key, secret = await create_key(session, role=Role.operator, name="test")

@@ -9,7 +9,7 @@ import pytest
 from tests.platform.conftest import Processes, free_port, process_env, wait_for_job
 
 from voltway.accounts.keys import create_key
-from voltway.accounts.models import Role
+from voltway.accounts.roles import Role
 from voltway.core.cache import cache
 from voltway.core.db import Database
 from voltway.core.jobs import enqueue

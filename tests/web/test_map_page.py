@@ -13,7 +13,7 @@ import pytest
 from tests.browser import browser_page, chromium_path, dump_dom, screenshot
 from tests.processes import voltway_server
 from voltway.accounts.keys import create_key
-from voltway.accounts.models import Role
+from voltway.accounts.roles import Role
 from voltway.core.db import Database
 
 UNREACHABLE_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"

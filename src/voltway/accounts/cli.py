@@ -1,14 +1,18 @@
 """`voltway keys ...`: API keys from the command line."""
 
-from typing import Annotated
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voltway.accounts.keys import create_key, find_key, list_keys, revoke_key
-from voltway.accounts.models import ApiKey, Role
+from voltway.accounts.roles import Role
 from voltway.core.commands import run_with_db
-from voltway.core.db import Database
-from voltway.settings import Settings
+
+if TYPE_CHECKING:
+    from voltway.accounts.models import ApiKey
+    from voltway.core.db import Database
+    from voltway.settings import Settings
 
 keys_app = typer.Typer(help="API keys for integrations, operators and administrators.", no_args_is_help=True)
 
@@ -19,6 +23,7 @@ def create(
     name: Annotated[str | None, typer.Option(help="A label to recognise the key by")] = None,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
+    from voltway.accounts.keys import create_key
 
     async def action(db: Database, _settings: Settings) -> str:
         async with db.sessionmaker.begin() as session:
@@ -36,6 +41,7 @@ def _when(key: ApiKey, field: str) -> str:
 @keys_app.command("list")
 def list_() -> None:
     """List keys (id, prefix, role, name, created, last used, revoked); never a secret."""
+    from voltway.accounts.keys import list_keys
 
     async def action(db: Database, _settings: Settings) -> list[ApiKey]:
         async with db.sessionmaker() as session:
@@ -56,6 +62,7 @@ def list_() -> None:
 @keys_app.command("revoke")
 def revoke(ref: Annotated[str, typer.Argument(help="The key's id or its prefix (as shown by `keys list`)")]) -> None:
     """Revoke a key: it stops working at once."""
+    from voltway.accounts.keys import find_key, revoke_key
 
     async def action(db: Database, _settings: Settings) -> ApiKey | None:
         async with db.sessionmaker.begin() as session:

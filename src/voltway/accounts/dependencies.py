@@ -12,7 +12,8 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from voltway.accounts.keys import find_active_key
-from voltway.accounts.models import ApiKey, Role, User
+from voltway.accounts.models import ApiKey, User
+from voltway.accounts.roles import Role
 from voltway.accounts.security import token_subject
 from voltway.core.db_dependencies import Session
 from voltway.core.errors import Forbidden, Unauthorized

@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voltway.accounts.models import ApiKey, Role
+from voltway.accounts.models import ApiKey
+from voltway.accounts.roles import Role
 from voltway.core.db import utcnow
 from voltway.core.pagination import as_utc
 

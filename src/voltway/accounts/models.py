@@ -1,18 +1,11 @@
 """Account tables: API keys (integrations, operators, administrators), drivers and their favorites."""
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from voltway.core.db import Base, utcnow
-
-
-class Role(StrEnum):
-    admin = "admin"
-    operator = "operator"
-    readonly = "readonly"
 
 
 class ApiKey(Base):

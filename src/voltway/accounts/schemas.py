@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from voltway.accounts.models import Role
+from voltway.accounts.roles import Role
 from voltway.core.pagination import UtcDatetime
 from voltway.stations.schemas import ConnectorType
 

@@ -20,7 +20,8 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voltway.accounts.keys import create_key
-from voltway.accounts.models import Favorite, Role, User
+from voltway.accounts.models import Favorite, User
+from voltway.accounts.roles import Role
 from voltway.analytics.rollups import rebuild
 from voltway.charging.models import ChargingSession
 from voltway.charging.service import session_cost

@@ -1,17 +1,20 @@
 """`voltway import ...`: load station data from files and URLs."""
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from voltway.core.commands import run_with_db
-from voltway.core.db import Database
-from voltway.ingest.ocm_stream import InputError
-from voltway.ingest.reader import ImportReport, import_ocm, is_url
 from voltway.ingest.transfer_cli import echo_report, import_csv_command
-from voltway.settings import Settings
+
+if TYPE_CHECKING:
+    from voltway.core.db import Database
+    from voltway.ingest.reader import ImportReport
+    from voltway.settings import Settings
 
 import_app = typer.Typer(help="Import station data.", no_args_is_help=True)
 import_app.command("csv")(import_csv_command)
@@ -29,6 +32,9 @@ def import_ocm_command(
     Upserts by OCM id: a second import of the same data changes nothing. Exit code 0 when every record was
     imported, 1 when some were rejected or the input stopped early, 2 when the input cannot be read at all.
     """
+    from voltway.ingest.ocm_stream import InputError
+    from voltway.ingest.reader import import_ocm, is_url
+
     if not is_url(source) and not Path(source).is_file():
         typer.secho(f"{source}: no such file", fg="red", err=True)
         raise typer.Exit(2)

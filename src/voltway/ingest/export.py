@@ -12,22 +12,16 @@ CSV: the columns of `voltway import csv` (see `csv_io`), so an export can be imp
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable
-from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from voltway.core.db import Database
 from voltway.ingest.csv_io import CsvWriter
+from voltway.ingest.export_format import ExportFormat
 from voltway.stations.search import SortKey, StationQuery, search_stations
 
 EXPORT_PAGE = 1000
-
-
-class ExportFormat(StrEnum):
-    csv = "csv"
-    geojson = "geojson"
-    json = "json"
 
 
 MEDIA_TYPES = {

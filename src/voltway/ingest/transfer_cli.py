@@ -5,20 +5,22 @@ of stations at a time to the file or to stdout. An import ends with a summary an
 rejected, 2 when the file cannot be read at all (nothing is written then).
 """
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
 from voltway.core.commands import run_with_db
-from voltway.core.db import Database
-from voltway.ingest.csv_io import CsvHeaderError, import_csv
-from voltway.ingest.export import ExportFormat, export_stations
-from voltway.ingest.upsert import UpsertReport
-from voltway.settings import Settings
-from voltway.stations.schemas import StationStatus
-from voltway.stations.search import StationFilters, StationQuery
+from voltway.ingest.export_format import ExportFormat
+from voltway.stations.status import StationStatus
+
+if TYPE_CHECKING:
+    from voltway.core.db import Database
+    from voltway.ingest.upsert import UpsertReport
+    from voltway.settings import Settings
 
 
 def echo_report(report: UpsertReport, *, what: str = "row") -> None:
@@ -42,6 +44,7 @@ def import_csv_command(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A station CSV file")],
 ) -> None:
     """Import stations from a CSV file (columns: see the README), upserting by (source, external_id)."""
+    from voltway.ingest.csv_io import CsvHeaderError, import_csv
 
     async def action(db: Database, _settings: Settings) -> UpsertReport:
         with path.open("rb") as stream, typer.progressbar(
@@ -73,6 +76,9 @@ def export_command(
     status: Annotated[StationStatus | None, typer.Option(help="Only this status (removed only when asked)")] = None,
 ) -> None:
     """Export stations as CSV (importable again), GeoJSON or JSON, streamed in constant memory."""
+    from voltway.ingest.export import export_stations
+    from voltway.stations.search import StationFilters, StationQuery
+
     query = StationQuery(
         filters=StationFilters(
             country=country.upper() if country else None, operator=operator, status=status.value if status else None

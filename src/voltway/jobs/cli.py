@@ -1,19 +1,19 @@
 """`voltway worker`: a job worker process for the scale-out mode (REDIS_URL set)."""
 
+from __future__ import annotations
+
 import asyncio
 import importlib
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from voltway.core.commands import settings_or_exit
-from voltway.core.db import Database
-from voltway.core.jobs import JobRuntime
-from voltway.core.logging import configure_logging
-from voltway.jobs.platform import run_platform
-from voltway.migrations import upgrade
-from voltway.settings import Settings
+
+if TYPE_CHECKING:
+    from voltway.core.jobs import JobRuntime
+    from voltway.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 async def run_worker(settings: Settings, *, concurrency: int) -> None:
     """Consume job ids from the SAQ queue until SIGINT/SIGTERM; sweep lost and orphaned jobs meanwhile."""
     from saq import Worker
+
+    from voltway.core.db import Database
+    from voltway.jobs.platform import run_platform
 
     db = Database(settings.database_url)
     try:
@@ -56,6 +59,9 @@ def worker(
     ] = None,
 ) -> None:
     """Run a job worker: takes jobs from the Redis queue (needs REDIS_URL) and runs them."""
+    from voltway.core.logging import configure_logging
+    from voltway.migrations import upgrade
+
     settings = settings_or_exit()
     if not settings.redis_url:
         typer.secho("voltway worker needs REDIS_URL (without it, `voltway serve` runs jobs itself)", fg="red", err=True)

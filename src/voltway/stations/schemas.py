@@ -6,14 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-class StationStatus(StrEnum):
-    available = "available"
-    occupied = "occupied"
-    out_of_service = "out_of_service"
-    planned = "planned"
-    removed = "removed"
-    unknown = "unknown"
+from voltway.stations.status import StationStatus
 
 
 class ConnectorType(StrEnum):
