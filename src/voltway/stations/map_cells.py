@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from voltway.core.db import Database
+from voltway.core.db import SQLITE_NO_MMAP, SQLITE_SMALL_CACHE, Database
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,12 @@ def refresh_statements(dialect: str, *, rebuild: bool) -> list[str]:
     """The SQL of a refresh: every level from the leaves up, only the marked cells' lines unless `rebuild`."""
     insert = f"INSERT INTO map_cells ({COLUMNS})"
     if rebuild:
+        # The whole range of latitudes, always true, has the planner walk ix_stations_map rather than
+        # ix_stations_duplicate_of_id: 0.52 against 0.73 s for this statement at 300,000 stations.
         statements = [
             "DELETE FROM map_cells",
-            f"{insert} SELECT {LEAF_LEVEL}, {GY}, {GX}, {FROM_STATIONS} FROM stations s WHERE {SEARCHABLE} "
-            f"GROUP BY {GY}, {GX}",
+            f"{insert} SELECT {LEAF_LEVEL}, {GY}, {GX}, {FROM_STATIONS} FROM stations s "
+            f"WHERE s.latitude BETWEEN -90.0 AND 90.0 AND {SEARCHABLE} GROUP BY {GY}, {GX}",
         ]
         for level in range(LEAF_LEVEL - 1, -1, -1):
             statements.append(
@@ -127,17 +129,29 @@ def refresh_statements(dialect: str, *, rebuild: bool) -> list[str]:
     return [*statements, "DELETE FROM map_dirty"]
 
 
+# The marks, counted up to one more than REBUILD_AT.
+COUNT_MARKS = f"SELECT count(*) FROM (SELECT 1 FROM map_dirty LIMIT {REBUILD_AT + 1}) m"
+
+
 def _refresh_sqlite(conn: sqlite3.Connection) -> int:
-    conn.execute("BEGIN IMMEDIATE")  # holds the write lock throughout: no mark is added meanwhile
+    # Without the memory map, with a small page cache: a rebuild passes over every station once, and through the
+    # map the kernel counted ~100 MB of the database's pages into the process's resident memory.
+    for one_pass, _default in (SQLITE_NO_MMAP, SQLITE_SMALL_CACHE):
+        conn.execute(one_pass)
     try:
-        marked = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM map_dirty LIMIT {REBUILD_AT + 1})").fetchone()[0]
-        if marked:
-            for statement in refresh_statements("sqlite", rebuild=marked > REBUILD_AT):
-                conn.execute(statement)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")  # holds the write lock throughout: no mark is added meanwhile
+        try:
+            marked = conn.execute(COUNT_MARKS).fetchone()[0]
+            if marked:
+                for statement in refresh_statements("sqlite", rebuild=marked > REBUILD_AT):
+                    conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        for _one_pass, default in (SQLITE_NO_MMAP, SQLITE_SMALL_CACHE):
+            conn.execute(default)
     return marked
 
 
@@ -152,9 +166,7 @@ async def _refresh_postgresql(db: Database) -> int:
         # JIT: the marks' statements are small, compiling them took longer (~15 ms each) than running them.
         await conn.exec_driver_sql("ANALYZE map_dirty")
         await conn.exec_driver_sql("SET LOCAL jit = off")
-        marked = (
-            await conn.exec_driver_sql(f"SELECT count(*) FROM (SELECT 1 FROM map_dirty LIMIT {REBUILD_AT + 1}) m")
-        ).scalar_one()
+        marked = (await conn.exec_driver_sql(COUNT_MARKS)).scalar_one()
         if marked:
             for statement in refresh_statements(db.dialect, rebuild=marked > REBUILD_AT):
                 await conn.exec_driver_sql(statement)
