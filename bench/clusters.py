@@ -3,10 +3,11 @@
     python bench/synth.py /tmp/bench.db                     # once: 300,000 synthetic stations
     python bench/clusters.py /tmp/bench.db [--runs 5]
 
-Each view (the whole world, Europe, Germany, a city) is computed `--runs` times with the answer cache bypassed:
-its cells grouped from the stations (what a filtered view costs), its cells read from `map_cells` (a view without
-filters, up to level 12), and the whole answer (map cells, names, merging, JSON); prints the medians and the
-number of features. No target: a cold map should draw in well under a second.
+Each view (the whole world, of every station and of those available now; Europe, Germany, a city) is computed
+`--runs` times with the answer cache bypassed: its cells grouped from the stations (what a filtered view costs),
+its cells read from `map_cells` (a view without filters but a status, up to level 12), and the whole answer (map
+cells, names, merging, JSON); prints the medians and the number of features. No target: a cold map should draw
+in well under a second.
 
 `--refresh` measures bringing `map_cells` up to date: every cell rebuilt (as after a first import), and after
 1, 10 and 100 stations changed status (it toggles the status of random stations of the database).
@@ -36,11 +37,14 @@ from voltway.stations.clusters import Grid, _grouped_stations, grid_features
 from voltway.stations.map_cells import LEAF_LEVEL, MARK_EVERY_CELL, refresh, view_cells
 from voltway.stations.search import StationFilters, parse_bbox
 
+EVERY = StationFilters()
+AVAILABLE = StationFilters(status="available")
 VIEWS = (
-    ("world, zoom 2", "-180,-85,180,85", 2),
-    ("Europe, zoom 5", "-10,35,30,60", 5),
-    ("Germany, zoom 7", "5,47,15,55", 7),
-    ("Berlin, zoom 13", "13.3,52.45,13.5,52.55", 13),
+    ("world, zoom 2", "-180,-85,180,85", 2, EVERY),
+    ("world, available", "-180,-85,180,85", 2, AVAILABLE),
+    ("Europe, zoom 5", "-10,35,30,60", 5, EVERY),
+    ("Germany, zoom 7", "5,47,15,55", 7, EVERY),
+    ("Berlin, zoom 13", "13.3,52.45,13.5,52.55", 13, EVERY),
 )
 
 
@@ -48,15 +52,15 @@ async def measure(url: str, runs: int) -> None:
     db = Database(url)
     try:
         await refresh(db)
-        for label, bbox, zoom in VIEWS:
+        for label, bbox, zoom, filters in VIEWS:
             grid = Grid.covering(parse_bbox(bbox), zoom)
             grouped, cells, answer, features = [], [], [], b"[]"
             for _ in range(runs):
-                grouped.append(await timed(_grouped_stations(db, grid, StationFilters())))
+                grouped.append(await timed(_grouped_stations(db, grid, filters)))
                 if grid.level <= LEAF_LEVEL:
-                    cells.append(await timed(view_cells(db, grid.level, grid.rows, grid.cols)))
+                    cells.append(await timed(view_cells(db, grid.level, grid.rows, grid.cols, status=filters.status)))
                 started = time.perf_counter()
-                features = await grid_features.__wrapped__(db=db, grid=grid, filters=StationFilters())
+                features = await grid_features.__wrapped__(db=db, grid=grid, filters=filters)
                 answer.append((time.perf_counter() - started) * 1000)
             from_cells = f"{statistics.median(cells):7.2f} ms" if cells else "      —   "
             print(

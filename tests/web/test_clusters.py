@@ -22,7 +22,7 @@ from voltway.core.geo import unit_vector
 from voltway.migrations import alembic_config
 from voltway.settings import Settings
 from voltway.stations.map_cells import (
-    AGGREGATES,
+    COLUMNS,
     LEAF_LEVEL,
     REFRESH_WAIT,
     cell_size,
@@ -299,10 +299,14 @@ async def test_clusters_bad_input_names_field(client: httpx.AsyncClient, params:
 
 
 # ------------------------------------------------------------------------------------ map cells
-def unfiltered_views(rng: random.Random, count: int) -> list[tuple[tuple[float, float, float, float], int]]:
-    """Views that read `map_cells` (no filter, a level up to LEAF_LEVEL): the world, and boxes around the places
-    `random_rows` crowds, across the antimeridian included."""
-    views = [((-180.0, -90.0, 180.0, 90.0), zoom) for zoom in (0, 2, 5)]
+View = tuple[tuple[float, float, float, float], int, dict]
+
+
+def map_cell_views(rng: random.Random, count: int) -> list[View]:
+    """Views that read `map_cells` (no filter but a status, a level up to LEAF_LEVEL): the world, and boxes around
+    the places `random_rows` crowds, across the antimeridian included."""
+    views: list[View] = [((-180.0, -90.0, 180.0, 90.0), zoom, {}) for zoom in (0, 2, 5)]
+    views.append(((-180.0, -90.0, 180.0, 90.0), 2, {"status": "available"}))
     while len(views) < count:
         c_lat, c_lon = rng.choice([(52.52, 13.40), (65.0, 179.99), (-41.29, 174.78), (0.0, 0.0)])
         half = rng.uniform(0.2, 4)
@@ -310,8 +314,9 @@ def unfiltered_views(rng: random.Random, count: int) -> list[tuple[tuple[float, 
         east = c_lon + half if c_lon + half <= 180 else c_lon + half - 360
         bbox = (west, max(-90.0, c_lat - half), east, min(90.0, c_lat + half))
         zoom = rng.randint(3, 10)
+        params = rng.choice([{}, {}, {"status": "available"}, {"status": "occupied"}])
         if expected_level(bbox, zoom) <= LEAF_LEVEL:
-            views.append((bbox, zoom))
+            views.append((bbox, zoom, params))
     return views
 
 
@@ -319,11 +324,11 @@ def expected_level(bbox: tuple[float, float, float, float], zoom: int) -> int:
     return round(math.log2(360 / expected_cell(bbox, zoom)))
 
 
-async def check_views(client: httpx.AsyncClient, rows: list[Row], views: list) -> None:
-    for bbox, zoom in views:
-        response = await client.get("/api/v1/stations/clusters", params=query_params(bbox, zoom, {}))
+async def check_views(client: httpx.AsyncClient, rows: list[Row], views: list[View]) -> None:
+    for bbox, zoom, params in views:
+        response = await client.get("/api/v1/stations/clusters", params=query_params(bbox, zoom, params))
         assert response.status_code == 200, response.text
-        assert_same(response.json(), brute_force(rows, bbox, expected_cell(bbox, zoom), {}))
+        assert_same(response.json(), brute_force(rows, bbox, expected_cell(bbox, zoom), params))
 
 
 async def marked_cells(db: Database) -> set[tuple[int, int]]:
@@ -339,11 +344,12 @@ async def test_map_cells_follow_every_write(
 ) -> None:
     rng = random.Random(29)
     rows = await insert(db, random_rows(rng, 500))
-    views = unfiltered_views(rng, 24)
+    views = map_cell_views(rng, 24)
     await check_views(client, rows, views)
     assert await marked_cells(db) == set()  # the first view folded the marks in
-    (built,) = await db.fetch("SELECT count(*) FROM map_cells WHERE level = :leaf", {"leaf": LEAF_LEVEL})
-    assert built[0] == len({leaf_cell(r.lat, r.lon) for r in rows if r.status != "removed"})
+    built = await db.fetch("SELECT gy, gx, status FROM map_cells WHERE level = :leaf", {"leaf": LEAF_LEVEL})
+    listed = [r for r in rows if r.status != "removed"]
+    assert {tuple(cell) for cell in built} == {(*leaf_cell(r.lat, r.lon), r.status) for r in listed}
 
     # Through the API: a move, status changes (one to removed), a delete.
     moved, changed, gone = rows[3], rows[10:14], rows[20]
@@ -388,12 +394,11 @@ async def test_map_cells_refresh_equals_rebuild(client: httpx.AsyncClient, db: D
             assert station is not None
             station.latitude, station.status = min(90.0, station.latitude + rng.uniform(-0.5, 0.5)), "available"
     assert await marked_cells(db) and await refresh(db) > 0
-    columns = f"level, gy, gx, {', '.join(AGGREGATES)}"
-    folded = await db.fetch(f"SELECT {columns} FROM map_cells ORDER BY level, gy, gx", {})
+    folded = await db.fetch(f"SELECT {COLUMNS} FROM map_cells ORDER BY level, gy, gx, status", {})
     async with db.engine.begin() as conn:
         for statement in refresh_statements(db.dialect, rebuild=True):
             await conn.exec_driver_sql(statement)
-    rebuilt = await db.fetch(f"SELECT {columns} FROM map_cells ORDER BY level, gy, gx", {})
+    rebuilt = await db.fetch(f"SELECT {COLUMNS} FROM map_cells ORDER BY level, gy, gx, status", {})
     assert len(folded) == len(rebuilt) > LEAF_LEVEL
     for got, want in zip(folded, rebuilt, strict=True):  # sums of floats may differ in the last bits
         assert [v for v in got if not isinstance(v, float)] == [v for v in want if not isinstance(v, float)]
@@ -426,7 +431,7 @@ async def test_a_view_that_cannot_wait_for_the_refresh_groups_the_stations(
 ) -> None:
     rng = random.Random(11)
     rows = await insert(db, random_rows(rng, 200))
-    views = unfiltered_views(rng, 6)
+    views = map_cell_views(rng, 6)
     async with marks_locked(db):
         started = time.perf_counter()
         await check_views(client, rows, views[:1])
@@ -448,5 +453,5 @@ async def test_the_migration_marks_the_stations_already_there(
     await asyncio.to_thread(command.downgrade, config, "0016-1")
     await asyncio.to_thread(command.upgrade, config, "heads")
     assert await marked_cells(db) == {leaf_cell(r.lat, r.lon) for r in rows}
-    await check_views(client, rows, unfiltered_views(rng, 6))
+    await check_views(client, rows, map_cell_views(rng, 6))
     assert await marked_cells(db) == set()

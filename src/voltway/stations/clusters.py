@@ -7,7 +7,8 @@ features whatever the client asks. The answer covers every cell the box touches,
 count and position while the map pans, and answers for nearby views are the same cached answer. A cell with
 one station is that station's point. Where cells meet, the markers of neighbouring cells can fall on each
 other: groups closer than half a cell on the map are merged (`merge_close`, a few hundred groups at most).
-A view without filters, at a level up to `map_cells.LEAF_LEVEL`, reads its cells pre-aggregated (`map_cells.py`).
+A view without filters (or with a status alone), at a level up to `map_cells.LEAF_LEVEL`, reads its cells
+pre-aggregated (`map_cells.py`).
 """
 
 import math
@@ -129,12 +130,12 @@ async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) ->
     """The clusters and single stations of the grid's cells (close ones merged), in cell order, as the JSON
     array of their features: cached rendered, so that a view answered from the cache costs no model.
 
-    Without filters, down to LEAF_LEVEL, the cells come from `map_cells`; otherwise (or when those are being
-    brought up to date) from grouping the stations. The names and operators of the cells holding one station
-    are looked up afterwards, by id."""
+    Without filters but a status (not `removed`), down to LEAF_LEVEL, the cells come from `map_cells`;
+    otherwise (or when those are being brought up to date) from grouping the stations. The names and operators
+    of the cells holding one station are looked up afterwards, by id."""
     cells = None
-    if filters == StationFilters() and grid.level <= LEAF_LEVEL:
-        cells = await view_cells(db, grid.level, grid.rows, grid.cols)
+    if grid.level <= LEAF_LEVEL and filters == StationFilters(status=filters.status) and filters.status != "removed":
+        cells = await view_cells(db, grid.level, grid.rows, grid.cols, status=filters.status)
     if cells is None:
         cells = await _grouped_stations(db, grid, filters)
     names = await _names(db, [sid for _gy, _gx, count, _available, sid, *_ in cells if count == 1])

@@ -31,22 +31,26 @@ REBUILD_AT = 2_000
 REFRESH_WAIT = 0.25
 PG_LOCK_TIMEOUT_MS = 500
 
-# What a cell holds, in the order a view's rows carry it after (gy, gx).
+# What a cell holds of its stations of one status (its key: level, gy, gx, status).
 AGGREGATES = (
-    "stations", "available", "min_id", "min_status", "max_power_kw",
-    "sum_lat", "sum_lon", "min_lat", "min_lon", "max_lat", "max_lon",
+    "stations", "min_id", "max_power_kw", "sum_lat", "sum_lon", "min_lat", "min_lon", "max_lat", "max_lon",
 )  # fmt: skip
-COLUMNS = ", ".join(("level", "gy", "gx", *AGGREGATES))
+COLUMNS = ", ".join(("level", "gy", "gx", "status", *AGGREGATES))
 SEARCHABLE = "s.duplicate_of_id IS NULL AND s.status <> 'removed'"
 # Stations' aggregates and children's, in AGGREGATES order.
 FROM_STATIONS = (
-    "count(*), sum(CASE WHEN s.status = 'available' THEN 1 ELSE 0 END), min(s.id), min(s.status), "
-    "max(s.max_power_kw), sum(s.latitude), sum(s.longitude), min(s.latitude), min(s.longitude), max(s.latitude), "
-    "max(s.longitude)"
+    "count(*), min(s.id), max(s.max_power_kw), sum(s.latitude), sum(s.longitude), min(s.latitude), "
+    "min(s.longitude), max(s.latitude), max(s.longitude)"
 )
 FROM_CHILDREN = (
-    "sum(c.stations), sum(c.available), min(c.min_id), min(c.min_status), max(c.max_power_kw), sum(c.sum_lat), "
-    "sum(c.sum_lon), min(c.min_lat), min(c.min_lon), max(c.max_lat), max(c.max_lon)"
+    "sum(c.stations), min(c.min_id), max(c.max_power_kw), sum(c.sum_lat), sum(c.sum_lon), min(c.min_lat), "
+    "min(c.min_lon), max(c.max_lat), max(c.max_lon)"
+)
+# A cell's statuses together, in the row shape of the clusters' grouping (after gy, gx): stations, available,
+# lowest id, lowest status (a cell of one station: its own), highest power, sums and bounds of the positions.
+OF_A_CELL = (
+    "sum(stations), sum(CASE WHEN status = 'available' THEN stations ELSE 0 END), min(min_id), min(status), "
+    "max(max_power_kw), sum(sum_lat), sum(sum_lon), min(min_lat), min(min_lon), max(max_lat), max(max_lon)"
 )
 
 
@@ -88,12 +92,12 @@ def _marked_leaves(dialect: str) -> str:
     )
     if dialect == "sqlite":
         return (
-            f"SELECT {LEAF_LEVEL}, d.gy, d.gx, {FROM_STATIONS} FROM map_dirty d CROSS JOIN stations s ON {in_cell} "
-            "GROUP BY d.gy, d.gx"
+            f"SELECT {LEAF_LEVEL}, d.gy, d.gx, s.status, {FROM_STATIONS} FROM map_dirty d CROSS JOIN stations s "
+            f"ON {in_cell} GROUP BY d.gy, d.gx, s.status"
         )
     return (
         f"SELECT {LEAF_LEVEL}, d.gy, d.gx, a.* FROM map_dirty d CROSS JOIN LATERAL "
-        f"(SELECT {FROM_STATIONS} FROM stations s WHERE {in_cell}) a ({', '.join(AGGREGATES)}) WHERE a.stations > 0"
+        f"(SELECT s.status, {FROM_STATIONS} FROM stations s WHERE {in_cell} GROUP BY s.status) a"
     )
 
 
@@ -105,13 +109,13 @@ def refresh_statements(dialect: str, *, rebuild: bool) -> list[str]:
         # ix_stations_duplicate_of_id: 0.52 against 0.73 s for this statement at 300,000 stations.
         statements = [
             "DELETE FROM map_cells",
-            f"{insert} SELECT {LEAF_LEVEL}, {GY}, {GX}, {FROM_STATIONS} FROM stations s "
-            f"WHERE s.latitude BETWEEN -90.0 AND 90.0 AND {SEARCHABLE} GROUP BY {GY}, {GX}",
+            f"{insert} SELECT {LEAF_LEVEL}, {GY}, {GX}, s.status, {FROM_STATIONS} FROM stations s "
+            f"WHERE s.latitude BETWEEN -90.0 AND 90.0 AND {SEARCHABLE} GROUP BY {GY}, {GX}, s.status",
         ]
         for level in range(LEAF_LEVEL - 1, -1, -1):
             statements.append(
-                f"{insert} SELECT {level}, c.gy >> 1, c.gx >> 1, {FROM_CHILDREN} FROM map_cells c "
-                f"WHERE c.level = {level + 1} GROUP BY c.gy >> 1, c.gx >> 1"
+                f"{insert} SELECT {level}, c.gy >> 1, c.gx >> 1, c.status, {FROM_CHILDREN} FROM map_cells c "
+                f"WHERE c.level = {level + 1} GROUP BY c.gy >> 1, c.gx >> 1, c.status"
             )
     else:
         statements = [
@@ -122,9 +126,9 @@ def refresh_statements(dialect: str, *, rebuild: bool) -> list[str]:
             shift = LEAF_LEVEL - level
             statements += [
                 f"DELETE FROM map_cells WHERE level = {level} AND (gy, gx) IN ({_marked(shift)})",
-                f"{insert} SELECT {level}, p.gy, p.gx, {FROM_CHILDREN} FROM ({_marked(shift)}) p JOIN map_cells c "
-                f"ON c.level = {level + 1} AND c.gy BETWEEN 2 * p.gy AND 2 * p.gy + 1 "
-                f"AND c.gx BETWEEN 2 * p.gx AND 2 * p.gx + 1 GROUP BY p.gy, p.gx",
+                f"{insert} SELECT {level}, p.gy, p.gx, c.status, {FROM_CHILDREN} FROM ({_marked(shift)}) p "
+                f"JOIN map_cells c ON c.level = {level + 1} AND c.gy BETWEEN 2 * p.gy AND 2 * p.gy + 1 "
+                f"AND c.gx BETWEEN 2 * p.gx AND 2 * p.gx + 1 GROUP BY p.gy, p.gx, c.status",
             ]
     return [*statements, "DELETE FROM map_dirty"]
 
@@ -210,19 +214,24 @@ async def _fresh(db: Database) -> bool:
 
 
 async def view_cells(
-    db: Database, level: int, rows: tuple[int, int], cols: Sequence[tuple[int, int]]
+    db: Database, level: int, rows: tuple[int, int], cols: Sequence[tuple[int, int]], *, status: str | None = None
 ) -> Sequence[Sequence[Any]] | None:
-    """The cells of `level` in rows `rows` and column ranges `cols`, in (gy, gx) order, each (gy, gx, *AGGREGATES);
-    None when they could not be brought up to date in time (see the module docstring)."""
+    """The cells of `level` in rows `rows` and column ranges `cols`, of the stations of `status` or of every
+    searchable station, in (gy, gx) order, each (gy, gx) and OF_A_CELL; None when they could not be brought up to
+    date in time (see the module docstring)."""
     if not await _fresh(db):
         return None
     params: dict[str, Any] = {"level": level, "r0": rows[0], "r1": rows[1]}
+    where = ["level = :level", "gy BETWEEN :r0 AND :r1"]
     ranges = []
     for i, (first, last) in enumerate(cols):
         params[f"c{i}"], params[f"d{i}"] = first, last
         ranges.append(f"gx BETWEEN :c{i} AND :d{i}")
+    where.append(f"({' OR '.join(ranges)})")
+    if status is not None:
+        params["status"] = status
+        where.append("status = :status")
     return await db.fetch(
-        f"SELECT gy, gx, {', '.join(AGGREGATES)} FROM map_cells WHERE level = :level AND gy BETWEEN :r0 AND :r1 "
-        f"AND ({' OR '.join(ranges)}) ORDER BY gy, gx",
+        f"SELECT gy, gx, {OF_A_CELL} FROM map_cells WHERE {' AND '.join(where)} GROUP BY gy, gx ORDER BY gy, gx",
         params,
     )

@@ -1,8 +1,9 @@
 """Map cells: the searchable stations counted into the cells of the clusters' grid, levels 0 to 12.
 
 A map view at low zoom read every station of a continent (the world view: ~0.4 s at 300,000 stations, again after
-every write). `map_cells` holds each non-empty cell's count, sums and bounds per level (cells of 360 / 2**level
-degrees; a cell splits into four at the next level), so such a view reads a few hundred rows. Writes only mark
+every write). `map_cells` holds, per level (cells of 360 / 2**level degrees; a cell splits into four at the next
+level), each non-empty cell's count, sums and bounds for each status of its stations, so such a view, of every
+station or of one status ("available now"), reads a few hundred rows. Writes only mark
 the level-12 cells a station leaves or enters in `map_dirty` (triggers); `stations/map_cells.py` folds them in
 before a view is read. The level and its cell size are `LEAF_LEVEL` there: changing it takes a new migration.
 
@@ -84,10 +85,9 @@ def upgrade() -> None:
         sa.Column("level", sa.SmallInteger(), primary_key=True),
         sa.Column("gy", sa.Integer(), primary_key=True),
         sa.Column("gx", sa.Integer(), primary_key=True),
+        sa.Column("status", sa.String(16), primary_key=True),
         sa.Column("stations", sa.Integer(), nullable=False),
-        sa.Column("available", sa.Integer(), nullable=False),
         sa.Column("min_id", sa.Integer(), nullable=False),
-        sa.Column("min_status", sa.String(16), nullable=False),
         sa.Column("max_power_kw", sa.Float()),
         sa.Column("sum_lat", sa.Float(), nullable=False),
         sa.Column("sum_lon", sa.Float(), nullable=False),
