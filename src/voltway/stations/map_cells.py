@@ -24,9 +24,9 @@ from voltway.core.db import SQLITE_NO_MMAP, SQLITE_SMALL_CACHE, Database
 log = logging.getLogger(__name__)
 
 LEAF_LEVEL = 12  # cells of 0.088 degrees (~10 km); the triggers of migration 0016 mark cells of this level
-# Beyond this many marked cells, one pass over every station beats a lookup per cell (at 300,000 stations on
-# SQLite: ~0.35 ms a marked cell against ~1 s for the pass; bench/clusters.py --refresh).
-REBUILD_AT = 2_000
+# Beyond about this many marked cells, one pass over every station beats a lookup per cell (at 300,000 stations
+# on SQLite: ~0.85 ms a marked cell against ~1.3 s for the pass; bench/clusters.py --refresh).
+REBUILD_AT = 1_500
 # How long a view waits for a refresh before it groups the stations itself.
 REFRESH_WAIT = 0.25
 PG_LOCK_TIMEOUT_MS = 500
