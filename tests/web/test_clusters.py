@@ -21,6 +21,7 @@ from voltway.core.db import Database, sqlite_path
 from voltway.core.geo import unit_vector
 from voltway.migrations import alembic_config
 from voltway.settings import Settings
+from voltway.stations import map_cells
 from voltway.stations.map_cells import (
     COLUMNS,
     LEAF_LEVEL,
@@ -403,6 +404,17 @@ async def test_map_cells_refresh_equals_rebuild(client: httpx.AsyncClient, db: D
     for got, want in zip(folded, rebuilt, strict=True):  # sums of floats may differ in the last bits
         assert [v for v in got if not isinstance(v, float)] == [v for v in want if not isinstance(v, float)]
         assert [v for v in got if isinstance(v, float)] == pytest.approx([v for v in want if isinstance(v, float)])
+
+
+async def test_many_marks_rebuild_every_cell(
+    client: httpx.AsyncClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(map_cells, "REBUILD_AT", 5)
+    rng = random.Random(8)
+    rows = await insert(db, random_rows(rng, 200))
+    assert len(await marked_cells(db)) > 5
+    await check_views(client, rows, map_cell_views(rng, 8))
+    assert await marked_cells(db) == set()
 
 
 @contextlib.asynccontextmanager
