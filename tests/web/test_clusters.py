@@ -467,3 +467,17 @@ async def test_the_migration_marks_the_stations_already_there(
     assert await marked_cells(db) == {leaf_cell(r.lat, r.lon) for r in rows}
     await check_views(client, rows, map_cell_views(rng, 6))
     assert await marked_cells(db) == set()
+
+
+async def test_refreshes_of_two_processes_at_once(client: httpx.AsyncClient, db: Database) -> None:
+    """Two processes (two Databases) refreshing the same marks together: one folds them, the other waits for it
+    and finds none left (SQLite's write lock, PostgreSQL's lock on the marks); the cells are exact."""
+    rng = random.Random(3)
+    rows = await insert(db, random_rows(rng, 300))
+    other = Database(db.url)
+    try:
+        folded = await asyncio.gather(refresh(db), refresh(other))
+    finally:
+        await other.dispose()
+    assert sorted(folded)[0] == 0 < sorted(folded)[1]
+    await check_views(client, rows, map_cell_views(rng, 6))
