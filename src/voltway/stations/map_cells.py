@@ -1,15 +1,17 @@
 """Map cells: every searchable station counted into the cells of the clusters' grid at levels 0 to LEAF_LEVEL.
 
 Level k is the grid of cells of 360 / 2**k degrees; a cell (gy, gx) splits into the four cells (2gy + i, 2gx + j)
-at level k + 1, so a cell's row is the sum of its four children's, and a map view at low zoom reads a few hundred
-rows of `map_cells` (migration 0016) instead of every station of a continent.
+at level k + 1, so a cell's rows are the sums of its four children's, and a map view at low zoom reads a few
+hundred rows of `map_cells` (migration 0016) instead of every station of a continent. A cell has a row for each
+status of its stations: a view sums them, or reads one status alone (the map's "available now").
 
 Writes mark the level-LEAF_LEVEL cells a station leaves or enters in `map_dirty` (triggers, whatever wrote).
 `refresh` folds them in: the marked cells again from their stations, then each level above from its children,
 in one transaction; with many cells marked (a first import) it rebuilds every level, one pass over the
 stations. A view is read from the cells only once nothing is marked (`view_cells`): it refreshes first, waiting
 `REFRESH_WAIT` at most, so it is exact; a refresh that takes longer goes on in the background and the view is
-grouped from the stations themselves, as every filtered view is.
+grouped from the stations themselves, as every view with other filters is. (During a first load on SQLite the
+cells, like the search's R*Tree, do not show the new stations until it ends: `ingest/first_load.py`.)
 """
 
 import asyncio
