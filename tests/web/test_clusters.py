@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import math
 import random
 import sqlite3
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from alembic import command
 from geojson_pydantic import FeatureCollection
+from prometheus_client import REGISTRY
 
 from voltway.core.cache import cache
 from voltway.core.db import Database, sqlite_path
@@ -444,14 +446,23 @@ async def test_a_view_that_cannot_wait_for_the_refresh_groups_the_stations(
     rng = random.Random(11)
     rows = await insert(db, random_rows(rng, 200))
     views = map_cell_views(rng, 6)
+    before = map_views()
     async with marks_locked(db):
         started = time.perf_counter()
         await check_views(client, rows, views[:1])
         assert time.perf_counter() - started >= REFRESH_WAIT  # it waited, then grouped the stations
         assert await marked_cells(db)
+    assert map_views() == (before[0], before[1] + 1)
     await cache.invalidate("stations")
     await check_views(client, rows, views)  # the refresh went on (SQLite) or is tried again (PostgreSQL)
     assert await marked_cells(db) == set()
+    assert map_views() == (before[0] + len(views), before[1] + 1)
+
+
+def map_views() -> tuple[float, float]:
+    """`voltway_map_views_total` answered from the cells, and by grouping the stations."""
+    sample = functools.partial(REGISTRY.get_sample_value, "voltway_map_views_total")
+    return sample({"source": "cells"}) or 0.0, sample({"source": "stations"}) or 0.0
 
 
 async def test_the_migration_marks_the_stations_already_there(

@@ -82,6 +82,12 @@ QUEUE_DEPTH = Gauge("voltway_job_queue_depth", "Jobs waiting in the queue", ["qu
 WEBSOCKET_CONNECTIONS = Gauge(
     "voltway_websocket_connections", "Open WebSocket connections", multiprocess_mode="livesum"
 )
+MAP_VIEWS = Counter(
+    "voltway_map_views_total", "Uncached map cluster views by what answered them (cells|stations)", ["source"]
+)
+MAP_CELLS_REFRESH = Histogram(
+    "voltway_map_cells_refresh_seconds", "Map cells refreshes by kind (marked|rebuild)", ["kind"], buckets=DB_BUCKETS
+)
 IMPORT_ROWS = Counter(
     "voltway_import_rows_total", "Imported rows by source and result (created|updated|unchanged|rejected)",
     ["source", "result"],

@@ -26,11 +26,12 @@ from voltway.core.db import Database
 from voltway.core.db_dependencies import get_database
 from voltway.core.errors import error_responses
 from voltway.core.geo import BOX_MARGIN_DEG, GeoBox
+from voltway.core.metrics import MAP_VIEWS
 from voltway.core.query_model import QueryModel
 from voltway.core.responses import json_bytes
 from voltway.stations.dependencies import FilterParams
-from voltway.stations.schemas import StationStatus
 from voltway.stations.map_cells import LEAF_LEVEL, cell_size, view_cells
+from voltway.stations.schemas import StationStatus
 from voltway.stations.search import StationFilters, StationWhere, parse_bbox
 
 # Bounds on the grid: cells >= sqrt(area / MAX_CELLS) and >= longest side / MAX_SIDE. The features in a box
@@ -136,6 +137,7 @@ async def grid_features(*, db: Database, grid: Grid, filters: StationFilters) ->
     cells = None
     if grid.level <= LEAF_LEVEL and filters == StationFilters(status=filters.status) and filters.status != "removed":
         cells = await view_cells(db, grid.level, grid.rows, grid.cols, status=filters.status)
+    MAP_VIEWS.labels(source="stations" if cells is None else "cells").inc()
     if cells is None:
         cells = await _grouped_stations(db, grid, filters)
     names = await _names(db, [sid for _gy, _gx, count, _available, sid, *_ in cells if count == 1])

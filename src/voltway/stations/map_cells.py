@@ -17,11 +17,13 @@ cells, like the search's R*Tree, do not show the new stations until it ends: `in
 import asyncio
 import logging
 import sqlite3
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from voltway.core.db import SQLITE_NO_MMAP, SQLITE_SMALL_CACHE, Database
+from voltway.core.metrics import MAP_CELLS_REFRESH
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +184,12 @@ async def _refresh_postgresql(db: Database) -> int:
 async def refresh(db: Database) -> int:
     """Fold the marked cells into `map_cells` (see the module docstring); returns how many were marked, counted
     up to REBUILD_AT + 1."""
-    if db.is_sqlite:
-        return await db.sqlite_write(_refresh_sqlite)
-    return await _refresh_postgresql(db)
+    started = time.perf_counter()
+    marked = await (db.sqlite_write(_refresh_sqlite) if db.is_sqlite else _refresh_postgresql(db))
+    if marked:
+        kind = "rebuild" if marked > REBUILD_AT else "marked"
+        MAP_CELLS_REFRESH.labels(kind=kind).observe(time.perf_counter() - started)
+    return marked
 
 
 async def try_refresh(db: Database) -> bool:
