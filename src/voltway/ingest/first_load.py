@@ -39,7 +39,7 @@ RTREE_CATCH_UP = {
     "FROM stations WHERE id > (SELECT coalesce(max(id), 0) FROM station_rtree)",
 }
 # The triggers a first load drops: the R*Tree's, and the one that marks map cells (every cell is marked once at
-# the end instead, and the first map view after it builds them all in one pass).
+# the end instead, and the import's refresh builds them all in one pass: `ingest/bulk.py`).
 DEFERRED_TRIGGERS = {**RTREE_CATCH_UP, MAP_MARK_TRIGGER: MARK_EVERY_CELL}
 # The R*Tree is filled by ranges of this many ids before its trigger comes back (a transaction each, ~0.4 s).
 RTREE_FILL_IDS = 40_000
